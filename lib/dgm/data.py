@@ -1,0 +1,279 @@
+"""Data sets as tensors, offline first.
+
+Every loader returns float32 tensors with a documented shape and range:
+
+- images: ``(N, 1, H, W)`` in ``[0, 1]``; labels: ``(N,)`` int64;
+- points: ``(N, 2)``.
+
+Sources:
+
+- :func:`digits` -- scikit-learn's 8x8 handwritten digits (1,797 images). They ship
+  with scikit-learn, so they work on any machine: the embedded default.
+- :func:`mnist` -- MNIST (28x28), read from the original IDX gzip files. The files
+  are looked for in ``$DGM_DATA/mnist/`` (``DGM_DATA`` defaults to ``data/cache``
+  in the repository, or ``~/.cache/dgm`` for an installed package); a missing file
+  is downloaded into that folder when the machine has internet, every file is
+  verified by SHA-256, and a download is written to a temporary name and renamed
+  only once complete, so a partial file is never left behind. With neither the
+  files nor internet, the error says exactly which files to put where.
+  ``mnist(..., fallback=True)`` instead returns sklearn's digits resized to 28x28,
+  after a loud warning, so an image notebook still runs end to end.
+- :func:`toy_2d` -- small 2-D point clouds (ring, grid, moons, spiral, blobs).
+- :func:`plants` -- images of stochastic L-system plants (see :mod:`dgm.lsystem`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import math
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dgm.device import make_generator
+
+__all__ = [
+    "data_dir",
+    "digits",
+    "mnist",
+    "fetch",
+    "read_idx",
+    "binarize",
+    "toy_2d",
+    "TOY_2D",
+    "plants",
+    "MissingDataError",
+    "MNIST_FILES",
+]
+
+# name -> SHA-256 of the original gzip file (identical to the files torchvision downloads).
+MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+}
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+_MNIST_SPLITS = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+class MissingDataError(FileNotFoundError):
+    """A data file is neither in the cache nor downloadable."""
+
+
+def data_dir() -> Path:
+    """The data cache: ``$DGM_DATA`` if set, else ``<repo>/data/cache`` or ``~/.cache/dgm``."""
+    if os.environ.get("DGM_DATA"):
+        return Path(os.environ["DGM_DATA"]).expanduser()
+    repo_data = Path(__file__).resolve().parents[2] / "data"
+    if (repo_data / "README.md").exists():
+        return repo_data / "cache"
+    return Path.home() / ".cache" / "dgm"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(url: str, target: Path, sha256: str) -> None:
+    """Download ``url`` to ``target`` atomically; raise ``ValueError`` on a checksum mismatch."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
+            while block := response.read(1 << 20):
+                out.write(block)
+        got = _sha256(Path(tmp_name))
+        if got != sha256:
+            raise ValueError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {got}")
+        os.replace(tmp_name, target)
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+
+
+def fetch(name: str, folder: Path, sha256: str, mirrors: tuple[str, ...], download: bool = True) -> Path:
+    """Return ``folder/name`` verified by SHA-256, downloading it from ``mirrors`` if missing.
+
+    A present file with the wrong checksum is an error (it is never silently replaced).
+    """
+    path = folder / name
+    if path.exists():
+        got = _sha256(path)
+        if got != sha256:
+            raise ValueError(
+                f"{path} has the wrong checksum (sha256 {got}, expected {sha256}); "
+                "the file is corrupt or not the original: delete it and try again"
+            )
+        return path
+    errors = []
+    if download:
+        for mirror in mirrors:
+            try:
+                _download(mirror + name, path, sha256)
+                return path
+            except (urllib.error.URLError, OSError, ValueError) as err:
+                errors.append(f"{mirror}{name}: {err}")
+    raise MissingDataError(
+        f"{name} is not in {folder} and could not be downloaded"
+        + (f" ({'; '.join(errors)})" if errors else " (downloads disabled)")
+        + f".\nPut the original file there, or point DGM_DATA at a folder whose mnist/ subfolder holds it. "
+        f"Expected files in {folder}: {', '.join(MNIST_FILES)}."
+    )
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) into a NumPy array of its stored dtype and shape.
+
+    IDX header: two zero bytes, a type code (0x08 = uint8, ...), the number of
+    dimensions, then each dimension as a big-endian uint32, then the data.
+    """
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in dtypes:
+        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4]!r})")
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    dtype = np.dtype(dtypes[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    body = raw[4 + 4 * ndim :]
+    if len(body) != expected:
+        raise ValueError(f"{path}: header promises {expected} bytes of data for shape {shape}, file has {len(body)}")
+    return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def digits(size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's handwritten digits: images ``(1797, 1, size, size)`` in [0, 1], labels ``(1797,)``.
+
+    ``size=8`` is the original resolution; any other size is bilinear resampling
+    (``size=28`` gives MNIST-shaped images, the offline fallback for MNIST).
+    """
+    from sklearn.datasets import load_digits
+
+    if not isinstance(size, int) or size < 2:
+        raise ValueError(f"size: expected an int >= 2, got {size!r}")
+    bunch = load_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    if size != 8:
+        # Pad by one pixel first so the strokes do not touch the border, like MNIST's.
+        images = torch.nn.functional.pad(images, (1, 1, 1, 1))
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+        images = images.clamp(0.0, 1.0)
+    return images, torch.tensor(bunch.target, dtype=torch.int64)
+
+
+def mnist(
+    split: str = "train", download: bool = True, fallback: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST images ``(N, 1, 28, 28)`` float32 in [0, 1] and labels ``(N,)`` int64.
+
+    ``split`` is ``"train"`` (60,000) or ``"test"`` (10,000). With ``fallback=True``,
+    a machine without the files or internet gets sklearn's digits at 28x28 instead
+    (1,797 images; the same for both splits), with a warning.
+    """
+    if split not in _MNIST_SPLITS:
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    folder = data_dir() / "mnist"
+    try:
+        paths = [fetch(name, folder, MNIST_FILES[name], MNIST_MIRRORS, download) for name in _MNIST_SPLITS[split]]
+    except MissingDataError as err:
+        if not fallback:
+            raise
+        message = (
+            "MNIST IS NOT AVAILABLE: using sklearn's 8x8 digits resized to 28x28 instead "
+            f"(1,797 images; results will differ from the reference numbers). Reason: {err}"
+        )
+        warnings.warn(message, stacklevel=2)
+        print("!" * 78 + "\n" + message + "\n" + "!" * 78)
+        return digits(size=28)
+    images = torch.from_numpy(read_idx(paths[0]).copy()).unsqueeze(1).float() / 255.0
+    labels = torch.from_numpy(read_idx(paths[1]).astype(np.int64))
+    return images, labels
+
+
+def binarize(images: torch.Tensor, seed: int | torch.Generator | None = None) -> torch.Tensor:
+    """Binarize images in [0, 1]: stochastically (x ~ Bernoulli(pixel)) with a seed, else at 0.5."""
+    if not torch.is_tensor(images) or not images.is_floating_point():
+        raise TypeError(f"images: expected a float tensor in [0, 1], got {type(images).__name__}")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ValueError(f"images: expected values in [0, 1], got [{images.min():.3g}, {images.max():.3g}]")
+    if seed is None:
+        return (images > 0.5).to(images.dtype)
+    generator = make_generator(seed)
+    return torch.bernoulli(images.cpu(), generator=generator).to(images.device)
+
+
+def _ring(n: int, g: torch.Generator) -> torch.Tensor:
+    centres = torch.stack([torch.cos(torch.arange(8) * math.pi / 4), torch.sin(torch.arange(8) * math.pi / 4)], 1) * 2
+    return centres[torch.randint(0, 8, (n,), generator=g)] + 0.1 * torch.randn(n, 2, generator=g)
+
+
+def _grid(n: int, g: torch.Generator) -> torch.Tensor:
+    axis = torch.linspace(-2, 2, 5)
+    centres = torch.cartesian_prod(axis, axis)
+    return centres[torch.randint(0, 25, (n,), generator=g)] + 0.05 * torch.randn(n, 2, generator=g)
+
+
+def _moons(n: int, g: torch.Generator) -> torch.Tensor:
+    upper = torch.rand(n, generator=g) < 0.5
+    angle = torch.rand(n, generator=g) * math.pi
+    x = torch.where(upper, torch.cos(angle), 1 - torch.cos(angle))
+    y = torch.where(upper, torch.sin(angle), 0.5 - torch.sin(angle))
+    return torch.stack([x, y], 1) + 0.08 * torch.randn(n, 2, generator=g)
+
+
+def _spiral(n: int, g: torch.Generator) -> torch.Tensor:
+    r = torch.sqrt(torch.rand(n, generator=g)) * 3
+    angle = r * 2.5
+    return torch.stack([r * torch.cos(angle), r * torch.sin(angle)], 1) + 0.08 * torch.randn(n, 2, generator=g)
+
+
+def _blobs(n: int, g: torch.Generator) -> torch.Tensor:
+    centres = torch.tensor([[-2.0, -1.0], [2.0, -1.0], [0.0, 2.0]])
+    scales = torch.tensor([0.5, 0.35, 0.6])
+    which = torch.randint(0, 3, (n,), generator=g)
+    return centres[which] + scales[which, None] * torch.randn(n, 2, generator=g)
+
+
+TOY_2D = {"ring": _ring, "grid": _grid, "moons": _moons, "spiral": _spiral, "blobs": _blobs}
+
+
+def toy_2d(name: str, n: int, seed: int | torch.Generator | None = 0) -> torch.Tensor:
+    """``n`` points ``(n, 2)`` float32 from a named toy distribution.
+
+    ``ring``: 8 Gaussians on a circle of radius 2 (a classic mode-collapse test);
+    ``grid``: 25 Gaussians on a 5x5 grid; ``moons``: two interleaved half circles;
+    ``spiral``: a noisy spiral; ``blobs``: 3 well-separated Gaussians of different sizes.
+    """
+    if name not in TOY_2D:
+        raise ValueError(f"name: expected one of {sorted(TOY_2D)}, got {name!r}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive int, got {n!r}")
+    return TOY_2D[name](n, make_generator(seed)).float()
+
+
+def plants(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    """``n`` images ``(n, 1, size, size)`` in [0, 1] of stochastic L-system plants (white on black)."""
+    from dgm.lsystem import render_plants
+
+    return render_plants(n, size=size, seed=seed)
