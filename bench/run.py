@@ -1,0 +1,65 @@
+"""Run the benchmarks: ``python bench/run.py [NAME ...]`` (or ``make bench``).
+
+Each ``bench/bench_<name>.py`` defines ``run() -> list[dict]``; every dict is a
+row with at least ``model``, ``params``, ``budget``, ``steps/s`` (or another
+speed) and its metrics. Rows are printed as one markdown table and written,
+with the machine's description, to ``bench/results.json``. Benchmarks measure;
+they never fall back to substitute data (they refuse to run instead).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+
+
+def discover(names: list[str]) -> list[Path]:
+    found = sorted(HERE.glob("bench_*.py"))
+    if names:
+        found = [p for p in found if p.stem.removeprefix("bench_") in names]
+    return found
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def markdown(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def main(names: list[str]) -> int:
+    machine = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    rows = []
+    for path in discover(names):
+        start = time.perf_counter()
+        for row in load(path).run():
+            rows.append({"benchmark": path.stem.removeprefix("bench_"), **row})
+        print(f"{path.stem}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    print(markdown(rows))
+    (HERE / "results.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
