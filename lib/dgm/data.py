@@ -45,6 +45,7 @@ __all__ = [
     "digits",
     "mnist",
     "fetch",
+    "sha256_of",
     "read_idx",
     "binarize",
     "toy_2d",
@@ -85,7 +86,8 @@ def data_dir() -> Path:
     return Path.home() / ".cache" / "dgm"
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -101,7 +103,7 @@ def _download(url: str, target: Path, sha256: str) -> None:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as response:
             while block := response.read(1 << 20):
                 out.write(block)
-        got = _sha256(Path(tmp_name))
+        got = sha256_of(Path(tmp_name))
         if got != sha256:
             raise ValueError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {got}")
         os.replace(tmp_name, target)
@@ -117,7 +119,7 @@ def fetch(name: str, folder: Path, sha256: str, mirrors: tuple[str, ...], downlo
     """
     path = folder / name
     if path.exists():
-        got = _sha256(path)
+        got = sha256_of(path)
         if got != sha256:
             raise ValueError(
                 f"{path} has the wrong checksum (sha256 {got}, expected {sha256}); "
