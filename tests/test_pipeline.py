@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROOT
 from dgm.course import grading
-from dgm.course.notebooks import HIDDEN_BEGIN, assignment_ids, hidden_test_span, source_notebook
+from dgm.course.notebooks import assignment_ids, hidden_test_span, source_notebook, strip_hidden_tests
 
 IDS = assignment_ids(ROOT)
 pytestmark = pytest.mark.pipeline
@@ -101,14 +101,15 @@ def test_release_leaks_no_solution_hidden_test_or_output(assignment):
 
 
 def hidden_lines_of(nb) -> list[str]:
-    """The distinctive lines inside hidden-test regions (assert lines and the like)."""
-    lines = []
+    """The distinctive lines inside hidden-test regions that appear nowhere else in the notebook."""
+    lines, visible = [], set()
     for cell in nb.cells:
+        visible.update(line.strip() for line in strip_hidden_tests(cell.source).splitlines())
         span = hidden_test_span(cell.source)
         if span:
             body = cell.source.splitlines()[span[0] : span[1] - 1]
             lines += [line.strip() for line in body if len(line.strip()) > 25]
-    return lines
+    return [line for line in lines if line not in visible]
 
 
 @pytest.mark.parametrize("assignment", IDS)
