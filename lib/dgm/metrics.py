@@ -1,0 +1,213 @@
+"""Judging generative models: likelihoods, an evaluation classifier, and FID.
+
+**Likelihood units.** A model of ``D``-dimensional data reports the negative
+log-likelihood ``-log p(x)`` in nats per example. Dividing by ``D log 2`` gives
+bits per dimension, which compares across image sizes:
+``bits/dim = nats / (D ln 2)``. For 28x28 binarized MNIST, 88 nats = 0.162 bits/dim.
+
+**Evaluation classifier.** A small CNN trained on MNIST (>= 99% test accuracy),
+shipped in the zoo as ``mnist-classifier``. It judges samples three ways:
+
+- *class accuracy* of class-conditional samples (did "draw a 3" give a 3?);
+- *class-histogram entropy* of unconditional samples, in nats (mode coverage:
+  ``ln 10 = 2.303`` when every digit is equally frequent, 0 when all are one class);
+- *FID*: the Fréchet distance between Gaussians fitted to the classifier's
+  penultimate features of two image sets,
+  ``||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2})``.
+
+A FID value means little on its own: report it beside its floor (MNIST train vs
+test, same sample count) and its ceiling (test vs uniform noise); see
+:func:`fid_reference`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dgm.device import get_device, make_generator
+
+__all__ = [
+    "nats_to_bits_per_dim",
+    "bits_per_dim_to_nats",
+    "build_classifier",
+    "train_classifier",
+    "evaluation_classifier",
+    "classifier_features",
+    "frechet_distance",
+    "fid",
+    "fid_reference",
+    "class_accuracy",
+    "class_entropy",
+]
+
+
+def nats_to_bits_per_dim(nats: float | torch.Tensor, dims: int) -> float | torch.Tensor:
+    """Negative log-likelihood per example in nats -> bits per dimension."""
+    if dims < 1:
+        raise ValueError(f"dims: expected a positive int, got {dims!r}")
+    return nats / (dims * math.log(2))
+
+
+def bits_per_dim_to_nats(bits_per_dim: float | torch.Tensor, dims: int) -> float | torch.Tensor:
+    """Bits per dimension -> negative log-likelihood per example in nats."""
+    if dims < 1:
+        raise ValueError(f"dims: expected a positive int, got {dims!r}")
+    return bits_per_dim * dims * math.log(2)
+
+
+class DigitClassifier(nn.Module):
+    """Two conv layers and an MLP: ``(B, 1, 28, 28)`` in [0, 1] -> logits ``(B, 10)``.
+
+    ``features(x)`` returns the 128-d penultimate activations used by FID.
+    """
+
+    def __init__(self, width: int = 32, hidden: int = 128):
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+
+        self.body = nn.Sequential(block(1, width), block(width, 2 * width), nn.Flatten())
+        self.hidden = nn.Sequential(nn.Linear(2 * width * 7 * 7, hidden), nn.ReLU())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(hidden, 10))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"images: expected shape (B, 1, 28, 28) in [0, 1], got {tuple(x.shape)}")
+        # channels-last is 3x faster for these convolutions on a CPU (measured: 0.06 vs 0.22 s/step).
+        return self.hidden(self.body((2 * x - 1).contiguous(memory_format=torch.channels_last)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_classifier() -> DigitClassifier:
+    """An untrained evaluation classifier (the zoo loads the trained weights into it)."""
+    return DigitClassifier().to(memory_format=torch.channels_last)
+
+
+def _random_shift(images: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch.Tensor:
+    """Translate each image by up to ``pixels`` in x and y (zero fill): cheap augmentation."""
+    padded = F.pad(images, (pixels,) * 4)
+    dx, dy = torch.randint(0, 2 * pixels + 1, (2,), generator=generator).tolist()
+    return padded[:, :, dy : dy + 28, dx : dx + 28]
+
+
+def train_classifier(seconds: float | None = None, epochs: int = 6, seed: int = 0) -> tuple[DigitClassifier, dict]:
+    """Train the evaluation classifier on MNIST train; report test accuracy. Needs the real MNIST."""
+    from dgm.data import mnist
+    from dgm.train import batches, fit
+
+    torch.manual_seed(seed)
+    images, labels = mnist("train")
+    test_images, test_labels = mnist("test")
+    model = build_classifier()
+    generator = make_generator(seed + 1)
+    batch_size = 128
+    steps = epochs * (len(images) // batch_size)
+
+    def loss_fn(model, batch):
+        x, y = batch
+        return F.cross_entropy(model(_random_shift(x, generator)), y)
+
+    result = fit(
+        model, loss_fn, batches(images, labels, batch_size=batch_size, seed=seed),
+        steps=steps, seconds=seconds, lr=2e-3, warmup=100,
+    )
+    accuracy = class_accuracy(test_images, test_labels, model)
+    report = {
+        "data": "MNIST train (60,000), random shifts of up to 2 pixels; evaluated on MNIST test (10,000)",
+        "recipe": f"Adam lr 2e-3, 100 warm-up steps, cosine decay, batch {batch_size}, {epochs} epochs max",
+        "steps": result.steps,
+        "train_seconds": round(result.seconds, 1),
+        "metrics": {"test_accuracy": round(accuracy, 4)},
+    }
+    return model, report
+
+
+def evaluation_classifier(device: str | torch.device | None = None) -> DigitClassifier:
+    """The shipped, verified evaluation classifier (zoo model ``mnist-classifier``)."""
+    from dgm import zoo
+
+    return zoo.load("mnist-classifier", device=device)
+
+
+@torch.no_grad()
+def _apply(function, images: torch.Tensor, model: nn.Module | None, batch_size: int) -> torch.Tensor:
+    model = model if model is not None else evaluation_classifier()
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = [function(model, images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+    model.train(was_training)
+    return torch.cat(outputs)
+
+
+def classifier_features(images: torch.Tensor, model: nn.Module | None = None, batch_size: int = 500) -> torch.Tensor:
+    """Penultimate features ``(N, 128)`` of images ``(N, 1, 28, 28)`` in [0, 1]."""
+    return _apply(lambda m, x: m.features(x), images, model, batch_size)
+
+
+def predict(images: torch.Tensor, model: nn.Module | None = None, batch_size: int = 500) -> torch.Tensor:
+    """Predicted classes ``(N,)`` of images ``(N, 1, 28, 28)`` in [0, 1]."""
+    return _apply(lambda m, x: m(x).argmax(1), images, model, batch_size)
+
+
+def class_accuracy(images: torch.Tensor, labels: torch.Tensor, model: nn.Module | None = None) -> float:
+    """Fraction of ``images`` the classifier assigns to ``labels`` (e.g. the classes they were sampled for)."""
+    if len(images) != len(labels):
+        raise ValueError(f"labels: expected {len(images)} labels for {len(images)} images, got {len(labels)}")
+    return (predict(images, model) == labels.cpu()).float().mean().item()
+
+
+def class_entropy(images: torch.Tensor, model: nn.Module | None = None, classes: int = 10) -> float:
+    """Entropy in nats of the histogram of predicted classes (``ln 10`` = every class equally often)."""
+    counts = torch.bincount(predict(images, model), minlength=classes).double()
+    p = counts / counts.sum()
+    return float(-(p[p > 0] * p[p > 0].log()).sum())
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets ``(N, D)`` and ``(M, D)``."""
+    if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(
+            f"features: expected (N, D) and (M, D) with the same D, got {tuple(features_a.shape)} and {tuple(features_b.shape)}"
+        )
+    if min(len(features_a), len(features_b)) < 2:
+        raise ValueError("features: need at least 2 examples in each set to estimate a covariance")
+    a, b = features_a.double().numpy(), features_b.double().numpy()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # Tr (S_a S_b)^{1/2} = sum of sqrt of the eigenvalues of S_a^{1/2} S_b S_a^{1/2} (symmetric, PSD).
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    distance = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross
+    return float(max(distance, 0.0))
+
+
+def fid(images_a: torch.Tensor, images_b: torch.Tensor, model: nn.Module | None = None) -> float:
+    """Classifier-feature FID between two image sets ``(N, 1, 28, 28)`` in [0, 1]."""
+    model = model if model is not None else evaluation_classifier()
+    return frechet_distance(classifier_features(images_a, model), classifier_features(images_b, model))
+
+
+def fid_reference(n: int, model: nn.Module | None = None, seed: int = 0) -> dict[str, float]:
+    """FID's floor (``n`` MNIST train vs ``n`` test images) and ceiling (test vs uniform noise)."""
+    from dgm.data import mnist
+
+    model = model if model is not None else evaluation_classifier()
+    generator = make_generator(seed)
+    train, _ = mnist("train")
+    test, _ = mnist("test")
+    if not 2 <= n <= len(test):
+        raise ValueError(f"n: expected an int in [2, {len(test)}], got {n!r}")
+    train = train[torch.randperm(len(train), generator=generator)[:n]]
+    test = test[torch.randperm(len(test), generator=generator)[:n]]
+    noise = torch.rand(test.shape, generator=generator)
+    return {"floor": fid(train, test, model), "ceiling": fid(noise, test, model)}

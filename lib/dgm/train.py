@@ -1,0 +1,188 @@
+"""One small training loop for every model in the course.
+
+The loop is the lecture's pseudo-code and nothing more::
+
+    for step in range(budget):
+        batch = next(batches)
+        loss = loss_fn(model, batch)
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+
+plus what a real run needs: a budget in steps and/or seconds (whichever ends
+first), a cosine learning-rate decay over that budget, a tqdm progress bar, a
+loss history, an optional exponential moving average (EMA) of the weights, and
+checkpoints written atomically so that an interrupted run resumes where it
+stopped. Seeded: the same seed, data and step budget repeat exactly on a CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dgm.device import get_device, make_generator
+
+__all__ = ["batches", "fit", "FitResult", "save_checkpoint", "load_checkpoint"]
+
+
+def batches(
+    *tensors: torch.Tensor, batch_size: int, seed: int | torch.Generator | None = 0
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Endless shuffled minibatches of equally long tensors (a fresh permutation each epoch)."""
+    if not tensors:
+        raise ValueError("batches: give at least one tensor")
+    length = len(tensors[0])
+    if any(len(t) != length for t in tensors):
+        raise ValueError(f"batches: tensors have different lengths {[len(t) for t in tensors]}")
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= length:
+        raise ValueError(f"batch_size: expected an int in [1, {length}], got {batch_size!r}")
+    generator = make_generator(seed)
+    while True:
+        order = torch.randperm(length, generator=generator)
+        for start in range(0, length - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            yield tuple(t[index] for t in tensors)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: steps taken, seconds spent, loss per step, and the EMA model if any."""
+
+    steps: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    ema: nn.Module | None = None
+
+
+def save_checkpoint(path: str | os.PathLike, **state) -> Path:
+    """``torch.save(state)`` to a temporary file, then rename: a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors only; no code is unpickled)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _progress(total: int | None, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True, mininterval=1.0)
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor],
+    data: Iterator[tuple[torch.Tensor, ...]],
+    *,
+    steps: int | None = None,
+    seconds: float | None = None,
+    lr: float = 1e-3,
+    warmup: int = 0,
+    decay: bool = True,
+    ema_decay: float | None = None,
+    grad_clip: float | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    device: str | torch.device | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 60.0,
+    progress: bool = True,
+    callback: Callable[[int, nn.Module], None] | None = None,
+    callback_every: int = 0,
+) -> FitResult:
+    """Train ``model`` on ``data`` until ``steps`` or ``seconds`` runs out (at least one must be given).
+
+    ``loss_fn(model, batch)`` returns a scalar loss; batches are moved to the
+    model's device. Adam with ``lr``, a linear warm-up over ``warmup`` steps and,
+    with ``decay``, cosine decay to 0 over the budget (the fraction of steps or
+    of seconds used, whichever is larger). With ``checkpoint``, the model,
+    optimizer, EMA and history are saved every ``checkpoint_every`` seconds and
+    at the end, and a run that finds the file resumes from it.
+    ``callback(step, model)`` runs every ``callback_every`` steps (e.g. to evaluate
+    or log samples); its time does not count against the ``seconds`` budget.
+    """
+    if steps is None and seconds is None:
+        raise ValueError("fit: give a budget, steps=... and/or seconds=...")
+    if steps is not None and (not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps: expected a positive int, got {steps!r}")
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"seconds: expected a positive number, got {seconds!r}")
+    device = get_device(device)
+    model.to(device).train()
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if ema_decay else None
+    result = FitResult(steps=0, seconds=0.0, ema=ema)
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+        result.steps, result.seconds, result.losses = int(state["step"]), float(state["seconds"]), state["losses"]
+
+    def fraction_done() -> float:
+        return max(result.steps / steps if steps else 0.0, result.seconds / seconds if seconds else 0.0)
+
+    def save() -> None:
+        if checkpoint is not None:
+            extra = {"ema": ema.state_dict()} if ema is not None else {}
+            save_checkpoint(
+                checkpoint, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                step=result.steps, seconds=result.seconds, losses=result.losses, **extra,
+            )
+
+    bar = _progress(steps, progress)
+    bar.update(result.steps)
+    started, last_save = time.perf_counter() - result.seconds, time.perf_counter()
+    while fraction_done() < 1.0:
+        scale = min(1.0, (result.steps + 1) / warmup) if warmup else 1.0
+        if decay:
+            scale *= 0.5 * (1.0 + math.cos(math.pi * fraction_done()))
+        for group in optimizer.param_groups:
+            group["lr"] = lr * scale
+        batch = tuple(t.to(device, non_blocking=True) for t in next(data))
+        loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            save()
+            raise FloatingPointError(f"fit: the loss became {loss.item()} at step {result.steps}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if ema is not None:
+            with torch.no_grad():
+                for averaged, current in zip(ema.parameters(), model.parameters()):
+                    averaged.lerp_(current, 1.0 - ema_decay)
+                for averaged, current in zip(ema.buffers(), model.buffers()):
+                    averaged.copy_(current)
+        result.steps += 1
+        result.seconds = time.perf_counter() - started
+        result.losses.append(loss.item())
+        bar.update(1)
+        if result.steps % 20 == 0:
+            bar.set_postfix(loss=f"{sum(result.losses[-20:]) / 20:.4g}")
+        if callback is not None and callback_every and result.steps % callback_every == 0:
+            paused = time.perf_counter()
+            callback(result.steps, ema if ema is not None else model)
+            model.train()
+            started += time.perf_counter() - paused  # evaluation time is not training time
+        if time.perf_counter() - last_save > checkpoint_every:
+            save()
+            last_save = time.perf_counter()
+    bar.close()
+    save()
+    model.eval()
+    return result

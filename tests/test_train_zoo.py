@@ -1,0 +1,139 @@
+"""dgm.train (minibatches, the fit loop, checkpoints) and dgm.zoo (cards, sha256 checks)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from dgm import train, zoo
+
+
+def regression_data(n: int = 256):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=generator)
+    return x, x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.3
+
+
+def mse(model, batch):
+    x, y = batch
+    return ((model(x) - y) ** 2).mean()
+
+
+def test_batches_cover_every_example_once_per_epoch_and_repeat_with_a_seed():
+    x = torch.arange(10)
+    stream = train.batches(x, batch_size=5, seed=1)
+    epoch = torch.cat([next(stream)[0], next(stream)[0]])
+    assert sorted(epoch.tolist()) == list(range(10))
+    again = train.batches(x, batch_size=5, seed=1)
+    assert torch.equal(next(again)[0], epoch[:5])
+
+
+def test_batches_reject_bad_arguments():
+    with pytest.raises(ValueError, match="different lengths"):
+        next(train.batches(torch.zeros(3), torch.zeros(4), batch_size=2))
+    with pytest.raises(ValueError, match="batch_size"):
+        next(train.batches(torch.zeros(3), batch_size=4))
+
+
+def test_fit_learns_a_linear_map_and_repeats_exactly():
+    x, y = regression_data()
+
+    def run():
+        torch.manual_seed(0)
+        model = nn.Linear(3, 1)
+        result = train.fit(model, mse, train.batches(x, y, batch_size=32, seed=0), steps=300, lr=0.05, progress=False)
+        return model, result
+
+    (model, result), (again, _) = run(), run()
+    assert result.steps == 300 and len(result.losses) == 300
+    assert result.losses[-1] < 1e-3 < result.losses[0]
+    torch.testing.assert_close(model.weight.data, torch.tensor([[1.0, -2.0, 0.5]]), atol=0.02, rtol=0)
+    assert torch.equal(model.weight, again.weight), "a seeded CPU run must repeat exactly"
+
+
+def test_fit_needs_a_budget_and_stops_on_a_non_finite_loss():
+    x, y = regression_data()
+    data = train.batches(x, y, batch_size=32)
+    with pytest.raises(ValueError, match="give a budget"):
+        train.fit(nn.Linear(3, 1), mse, data)
+    with pytest.raises(FloatingPointError, match="loss became nan"):
+        train.fit(nn.Linear(3, 1), lambda m, b: torch.tensor(float("nan"), requires_grad=True), data, steps=5, progress=False)
+
+
+def test_fit_resumes_from_its_checkpoint(tmp_path):
+    x, y = regression_data()
+    path = tmp_path / "run.pt"
+    model = nn.Linear(3, 1)
+    train.fit(model, mse, train.batches(x, y, batch_size=32), steps=10, checkpoint=path, progress=False)
+    state = train.load_checkpoint(path)
+    assert state["step"] == 10 and len(state["losses"]) == 10
+    resumed = nn.Linear(3, 1)
+    result = train.fit(resumed, mse, train.batches(x, y, batch_size=32), steps=25, checkpoint=path, progress=False)
+    assert result.steps == 25 and len(result.losses) == 25
+    assert result.losses[:10] == state["losses"], "the history before the interruption is kept"
+
+
+def test_ema_lags_behind_the_model():
+    x, y = regression_data()
+    model = nn.Linear(3, 1)
+    start = model.weight.detach().clone()
+    result = train.fit(model, mse, train.batches(x, y, batch_size=32), steps=20, lr=0.05, ema_decay=0.9, progress=False)
+    moved = (model.weight - start).norm()
+    lagged = (result.ema.weight - start).norm()
+    assert 0 < lagged < moved
+
+
+# --- zoo --------------------------------------------------------------------------------
+
+
+def tiny_build() -> nn.Module:
+    return nn.Linear(2, 1)
+
+
+def tiny_train(seconds):
+    torch.manual_seed(0)
+    return tiny_build(), {"data": "none", "steps": 0, "metrics": {"answer": 42}}
+
+
+@pytest.fixture
+def tiny_zoo(monkeypatch, tmp_path):
+    entry = zoo.ZooModel("tiny", "test_train_zoo:tiny_build", "test_train_zoo:tiny_train", "a test model")
+    monkeypatch.setitem(zoo.MODELS, "tiny", entry)
+    return tmp_path
+
+
+def test_zoo_train_writes_a_card_and_load_verifies_it(tiny_zoo):
+    card = zoo.train("tiny", folder=tiny_zoo)
+    assert card["metrics"] == {"answer": 42} and card["command"] == "python -m dgm.zoo train tiny"
+    assert json.loads((tiny_zoo / "tiny.json").read_text())["sha256"] == card["sha256"]
+    model = zoo.load("tiny", folder=tiny_zoo)
+    torch.manual_seed(0)
+    assert torch.equal(model.weight, nn.Linear(2, 1).weight)
+    assert not model.training
+
+
+def test_zoo_refuses_a_checkpoint_whose_sha256_does_not_match(tiny_zoo):
+    zoo.train("tiny", folder=tiny_zoo)
+    raw = bytearray((tiny_zoo / "tiny.pt").read_bytes())
+    raw[-10] ^= 0xFF
+    (tiny_zoo / "tiny.pt").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="refusing to load"):
+        zoo.load("tiny", folder=tiny_zoo)
+
+
+def test_zoo_errors_name_the_fix(tiny_zoo):
+    with pytest.raises(FileNotFoundError, match="python -m dgm.zoo train tiny"):
+        zoo.load("tiny", folder=tiny_zoo)
+    with pytest.raises(ValueError, match="no zoo model 'nope'"):
+        zoo.load("nope")
+
+
+@pytest.mark.parametrize("name", sorted(zoo.MODELS))
+def test_every_registered_model_is_shipped_small_and_verified(name):
+    card = zoo.card(name)
+    assert card["bytes"] < 10 * 2**20, "zoo checkpoints stay small"
+    assert {"data", "command", "steps", "metrics", "sha256"} <= set(card)
+    zoo.load(name)  # verifies the sha256
