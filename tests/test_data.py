@@ -137,3 +137,23 @@ def test_toy_bad_arguments():
         data.toy_2d("circles", 10)
     with pytest.raises(ValueError, match="n: expected a positive int"):
         data.toy_2d("ring", 0)
+
+
+def test_subset_takes_the_same_rows_of_every_tensor():
+    x = torch.arange(100).float()
+    y = torch.arange(100) * 2
+    sx, sy = data.subset(x, y, n=10, seed=3)
+    assert len(sx) == 10 and torch.equal(sy, sx.long() * 2)
+    assert len(set(sx.tolist())) == 10, "no row is taken twice"
+    assert torch.equal(sx, data.subset(x, y, n=10, seed=3)[0])
+    with pytest.raises(ValueError, match=r"n: expected an int in \[1, 100\]"):
+        data.subset(x, n=101)
+
+
+def test_binarized_mnist_is_binary_and_seeded(no_mnist):
+    with pytest.warns(UserWarning):
+        a, labels = data.binarized_mnist("test", seed=5, fallback=True)
+    with pytest.warns(UserWarning):
+        b, _ = data.binarized_mnist("test", seed=5, fallback=True)
+    assert set(a.unique().tolist()) <= {0.0, 1.0} and torch.equal(a, b)
+    assert len(labels) == len(a)

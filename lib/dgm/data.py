@@ -48,6 +48,8 @@ __all__ = [
     "sha256_of",
     "read_idx",
     "binarize",
+    "binarized_mnist",
+    "subset",
     "toy_2d",
     "TOY_2D",
     "plants",
@@ -223,6 +225,32 @@ def binarize(images: torch.Tensor, seed: int | torch.Generator | None = None) ->
         return (images > 0.5).to(images.dtype)
     generator = make_generator(seed)
     return torch.bernoulli(images.cpu(), generator=generator).to(images.device)
+
+
+def binarized_mnist(
+    split: str = "train", seed: int = 0, fallback: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST binarized once, stochastically: ``x ~ Bernoulli(pixel)`` with ``seed``.
+
+    Images ``(N, 1, 28, 28)`` float32 in {0, 1}, labels ``(N,)``. Training code
+    usually binarizes afresh every batch instead ("dynamic binarization"); the
+    course reports test likelihoods on ``binarized_mnist("test", seed=1234)``.
+    """
+    images, labels = mnist(split, fallback=fallback)
+    return binarize(images, seed=seed), labels
+
+
+def subset(*tensors: torch.Tensor, n: int, seed: int | torch.Generator | None = 0) -> tuple[torch.Tensor, ...]:
+    """The same ``n`` random rows of each tensor (e.g. a small training set for fast mode)."""
+    if not tensors:
+        raise ValueError("subset: give at least one tensor")
+    length = len(tensors[0])
+    if any(len(t) != length for t in tensors):
+        raise ValueError(f"subset: tensors have different lengths {[len(t) for t in tensors]}")
+    if not isinstance(n, int) or not 1 <= n <= length:
+        raise ValueError(f"n: expected an int in [1, {length}], got {n!r}")
+    index = torch.randperm(length, generator=make_generator(seed))[:n]
+    return tuple(t[index] for t in tensors)
 
 
 def _ring(n: int, g: torch.Generator) -> torch.Tensor:
