@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -84,6 +85,25 @@ def test_ema_lags_behind_the_model():
     moved = (model.weight - start).norm()
     lagged = (result.ema.weight - start).norm()
     assert 0 < lagged < moved
+
+
+def test_learning_curve_records_the_metric_and_leaves_its_own_time_out_of_the_clock(capsys):
+    x, y = regression_data()
+    model = nn.Linear(3, 1)
+
+    def slow_mse(current):
+        time.sleep(0.3)  # an evaluation much slower than the 20 training steps between two calls
+        return mse(current, (x, y)).item()
+
+    curve = train.LearningCurve(slow_mse, "test MSE")
+    train.fit(model, mse, train.batches(x, y, batch_size=32), steps=60, lr=0.05, callback=curve, callback_every=20, progress=False)
+    assert [step for _, step, _ in curve.points] == [20, 40, 60]
+    seconds = [t for t, _, _ in curve.points]
+    values = [value for _, _, value in curve.points]
+    assert seconds == sorted(seconds) and seconds[-1] < 0.3, "0.9 s of evaluation must not count as training time"
+    assert values[-1] < values[0] and values[-1] == round(mse(model, (x, y)).item(), 2)
+    assert curve.first_time_below(values[1]) == seconds[1] and curve.first_time_below(-1.0) is None
+    assert "step 60:" in capsys.readouterr().out
 
 
 # --- zoo --------------------------------------------------------------------------------

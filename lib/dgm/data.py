@@ -49,6 +49,7 @@ __all__ = [
     "read_idx",
     "binarize",
     "binarized_mnist",
+    "TEST_BINARIZATION_SEED",
     "subset",
     "toy_2d",
     "TOY_2D",
@@ -227,6 +228,10 @@ def binarize(images: torch.Tensor, seed: int | torch.Generator | None = None) ->
     return torch.bernoulli(images.cpu(), generator=generator).to(images.device)
 
 
+TEST_BINARIZATION_SEED = 1234
+"""The seed of the one binarization of MNIST test that the course reports every likelihood on."""
+
+
 def binarized_mnist(
     split: str = "train", seed: int = 0, fallback: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -234,7 +239,7 @@ def binarized_mnist(
 
     Images ``(N, 1, 28, 28)`` float32 in {0, 1}, labels ``(N,)``. Training code
     usually binarizes afresh every batch instead ("dynamic binarization"); the
-    course reports test likelihoods on ``binarized_mnist("test", seed=1234)``.
+    course reports test likelihoods on ``binarized_mnist("test", seed=TEST_BINARIZATION_SEED)``.
     """
     images, labels = mnist(split, fallback=fallback)
     return binarize(images, seed=seed), labels

@@ -29,7 +29,7 @@ from torch import nn
 
 from dgm.device import get_device, make_generator
 
-__all__ = ["batches", "fit", "FitResult", "save_checkpoint", "load_checkpoint"]
+__all__ = ["batches", "fit", "FitResult", "LearningCurve", "save_checkpoint", "load_checkpoint"]
 
 
 def batches(
@@ -59,6 +59,33 @@ class FitResult:
     seconds: float
     losses: list[float] = field(default_factory=list)
     ema: nn.Module | None = None
+
+
+class LearningCurve:
+    """A :func:`fit` callback that records a test metric against *training* time.
+
+    Each call measures ``measure(model)`` and appends ``(seconds, step, value)``,
+    where ``seconds`` counts training only: the time spent inside earlier calls is
+    left out, as :func:`fit` leaves it out of its budget. The clock starts when the
+    curve is made, so make it just before calling :func:`fit`. ``name`` labels the
+    printed progress line (e.g. ``"test NLL (first 1000) [nats]"``).
+    """
+
+    def __init__(self, measure: Callable[[nn.Module], float], name: str):
+        self.measure, self.name = measure, name
+        self.points: list[tuple[float, int, float]] = []
+        self._training_seconds, self._resumed = 0.0, time.perf_counter()
+
+    def __call__(self, step: int, model: nn.Module) -> None:
+        self._training_seconds += time.perf_counter() - self._resumed
+        value = float(self.measure(model))
+        self.points.append((round(self._training_seconds, 1), step, round(value, 2)))
+        print(f"step {step}: {self._training_seconds:.0f} s of training, {self.name} {value:.2f}", flush=True)
+        self._resumed = time.perf_counter()
+
+    def first_time_below(self, threshold: float) -> float | None:
+        """Training seconds at the first point whose value is ``<= threshold`` (None if never)."""
+        return next((seconds for seconds, _, value in self.points if value <= threshold), None)
 
 
 def save_checkpoint(path: str | os.PathLike, **state) -> Path:

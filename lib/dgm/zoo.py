@@ -58,6 +58,12 @@ MODELS: dict[str, ZooModel] = {
             "dgm.metrics:train_classifier",
             "evaluation classifier for MNIST-like 28x28 digits; its penultimate features give FID",
         ),
+        ZooModel(
+            "pixelcnn-mnist",
+            "dgm.autoregressive:build_pixelcnn",
+            "dgm.autoregressive:train_pixelcnn",
+            "plain PixelCNN (mask A/B, 5 residual blocks) for dynamically binarized 28x28 MNIST",
+        ),
     ]
 }
 
