@@ -342,26 +342,16 @@ def train_pixelcnn(
     Every ``eval_every`` steps the NLL of ``eval_images`` test images (evenly spread) is recorded
     (evaluation time is excluded from the budget), giving the time to reach 95 and 90 nats.
     """
-    from dgm.data import TEST_BINARIZATION_SEED, binarize, binarized_mnist, mnist
+    from dgm.data import TEST_BINARIZATION_SEED
     from dgm.metrics import nats_to_bits_per_dim
-    from dgm.train import LearningCurve, batches, fit
+    from dgm.train import fit_binarized_mnist
 
     seconds = 1800.0 if seconds is None else seconds
     torch.manual_seed(seed)
-    train_images, _ = mnist("train")
-    test_images, _ = binarized_mnist("test", seed=TEST_BINARIZATION_SEED)
     model = build_pixelcnn()
-    generator = make_generator(seed + 1)
-
-    def loss_fn(model, batch):
-        return nll_loss(model, (binarize(batch[0], seed=generator),))
-
-    # The curve uses a spread-out subset: MNIST's first test digits are easier than its last ones.
-    every = len(test_images) // eval_images
-    curve = LearningCurve(lambda current: evaluate_nll(current, test_images[::every]), f"test NLL (every {every}th test digit) [nats]")
-    result = fit(
-        model, loss_fn, batches(train_images, batch_size=batch_size, seed=seed), seconds=seconds, lr=lr,
-        warmup=200, callback=curve, callback_every=eval_every, progress=False,
+    result, curve, test_images = fit_binarized_mnist(
+        model, nll_loss, evaluate_nll, "test NLL [nats]", seconds=seconds, batch_size=batch_size, lr=lr,
+        eval_every=eval_every, eval_images=eval_images, seed=seed,
     )
     nll = evaluate_nll(model, test_images)
     report = {
