@@ -64,6 +64,12 @@ MODELS: dict[str, ZooModel] = {
             "dgm.autoregressive:train_pixelcnn",
             "plain PixelCNN (mask A/B, 5 residual blocks) for dynamically binarized 28x28 MNIST",
         ),
+        ZooModel(
+            "vae-mnist",
+            "dgm.vae:build_vae",
+            "dgm.vae:train_vae",
+            "VAE with MLP encoder/decoder, 32-d Gaussian latent, Bernoulli pixels, for binarized 28x28 MNIST",
+        ),
     ]
 }
 
