@@ -466,3 +466,21 @@ def test_bad_input_gets_clear_errors():
         add_noise(schedule, torch.zeros(2, 4), t)
     with pytest.raises(ValueError, match=r"t_prev: expected an int step in \[-1, 4\]"):
         ddim_step(schedule, x, 5, 5, x)
+
+
+# --- the zoo's sampler ----------------------------------------------------------------------
+
+
+def test_sample_digits_gives_seeded_images_in_the_unit_range_for_every_label():
+    from dgm.diffusion import build_ddpm, sample_digits
+
+    torch.manual_seed(0)
+    model = build_ddpm()
+    with torch.no_grad():
+        model.head[-1].weight.normal_(0, 0.1)  # an untrained but non-zero noise model
+    labels = torch.tensor([0, 3, 9])
+    schedule = linear_schedule(50)
+    images = sample_digits(model, labels, scale=2.0, steps=3, seed=1, schedule=schedule, batch_size=2)
+    assert images.shape == (3, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+    assert torch.equal(images, sample_digits(model, labels, scale=2.0, steps=3, seed=1, schedule=schedule, batch_size=2))
+    assert not torch.allclose(images, sample_digits(model, labels, scale=2.0, steps=3, seed=2, schedule=schedule, batch_size=2))
