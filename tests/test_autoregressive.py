@@ -314,4 +314,4 @@ def test_shipped_pixelcnn_scores_what_its_card_says():
     nll = evaluate_nll(zoo.load("pixelcnn-mnist", device="cpu"), images[::20])
     # every 20th of the card's 10,000 test digits: the mean moves by a nat or two at most.
     assert abs(nll - card["metrics"]["test_nll_nats"]) < 3.0, (nll, card["metrics"])
-    assert card["metrics"]["test_nll_nats"] <= 90.0
+    assert card["metrics"]["test_nll_nats"] <= 88.0  # the target for 30 minutes on 2 cores

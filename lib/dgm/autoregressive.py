@@ -306,20 +306,18 @@ class NGramModel:
 
 # --- the zoo's PixelCNN --------------------------------------------------------------------
 
-PIXELCNN_CONFIG = {"channels": 64, "blocks": 5, "kernel_size": 3}
+PIXELCNN_CONFIG = {"channels": 32, "layers": 6, "kernel_size": 3, "first_kernel": 7}
 PIXELCNN_DESIGN = (
-    "plain PixelCNN, blind spot and all, rather than the gated one: on 2 CPU cores a training step "
-    "(batch 64) takes 0.19 s against 0.40 s for GatedPixelCNN(32 channels, 6 layers), so a fixed "
-    "CPU budget buys it twice the steps"
+    "gated PixelCNN (no blind spot), batch 32: in 5-minute trials on 2 CPU cores it reached 91.7 nats "
+    "against 91.9 for the plain PixelCNN(64 channels, 5 blocks) at batch 32, 93.8 for the plain one at "
+    "batch 64 and 94.3 for the gated one at batch 64 (batch 32 gives twice the updates at the same "
+    "images per second), and it has the capacity to keep improving over a longer budget"
 )
 
 
-def build_pixelcnn() -> PixelCNN:
-    """The architecture of the zoo model ``pixelcnn-mnist``.
-
-    A plain PixelCNN rather than :class:`GatedPixelCNN`: see :data:`PIXELCNN_DESIGN`.
-    """
-    return PixelCNN(**PIXELCNN_CONFIG)
+def build_pixelcnn() -> GatedPixelCNN:
+    """The architecture of the zoo model ``pixelcnn-mnist`` (why: :data:`PIXELCNN_DESIGN`)."""
+    return GatedPixelCNN(**PIXELCNN_CONFIG)
 
 
 @torch.no_grad()
@@ -334,7 +332,7 @@ def evaluate_nll(model: nn.Module, images: torch.Tensor, batch_size: int = 500) 
 
 
 def train_pixelcnn(
-    seconds: float | None = None, batch_size: int = 64, lr: float = 2e-3,
+    seconds: float | None = None, batch_size: int = 32, lr: float = 2e-3,
     eval_every: int = 500, eval_images: int = 1000, seed: int = 0,
 ) -> tuple[nn.Module, dict]:
     """Train on dynamically binarized MNIST train for ``seconds`` (default 1800); report test NLL (nats and bits/dim).
@@ -357,7 +355,7 @@ def train_pixelcnn(
     report = {
         "data": "MNIST train (60,000), binarized afresh every batch (x ~ Bernoulli(pixel)); "
         f"test: MNIST test (10,000) binarized once with seed {TEST_BINARIZATION_SEED}",
-        "architecture": f"PixelCNN({PIXELCNN_CONFIG}), {sum(p.numel() for p in model.parameters()):,} parameters",
+        "architecture": f"GatedPixelCNN({PIXELCNN_CONFIG}), {sum(p.numel() for p in model.parameters()):,} parameters",
         "design": PIXELCNN_DESIGN,
         "recipe": f"Adam lr {lr}, 200 warm-up steps, cosine decay over the budget, batch {batch_size}",
         "steps": result.steps,

@@ -62,7 +62,7 @@ MODELS: dict[str, ZooModel] = {
             "pixelcnn-mnist",
             "dgm.autoregressive:build_pixelcnn",
             "dgm.autoregressive:train_pixelcnn",
-            "plain PixelCNN (mask A/B, 5 residual blocks) for dynamically binarized 28x28 MNIST",
+            "gated PixelCNN (vertical + horizontal stacks, no blind spot) for dynamically binarized 28x28 MNIST",
         ),
         ZooModel(
             "vae-mnist",
