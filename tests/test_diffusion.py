@@ -484,3 +484,23 @@ def test_sample_digits_gives_seeded_images_in_the_unit_range_for_every_label():
     assert images.shape == (3, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
     assert torch.equal(images, sample_digits(model, labels, scale=2.0, steps=3, seed=1, schedule=schedule, batch_size=2))
     assert not torch.allclose(images, sample_digits(model, labels, scale=2.0, steps=3, seed=2, schedule=schedule, batch_size=2))
+
+
+# --- the shipped model ------------------------------------------------------------------------
+
+
+def test_shipped_ddpm_draws_the_digits_it_is_asked_for():
+    from dgm import zoo
+    from dgm.diffusion import sample_digits
+    from dgm.metrics import class_accuracy
+
+    card = zoo.card("ddpm-mnist-cond")
+    metrics = card["metrics"]
+    # the targets: >= 98% class accuracy of guided samples, FID within 2x of the train-vs-test floor
+    assert max(metrics["class_accuracy_scale_2"], metrics["class_accuracy_scale_3"]) >= 0.98
+    assert metrics["fid_scale_2"] <= 2 * metrics["fid_floor_train_vs_test"]
+    model = zoo.load("ddpm-mnist-cond", device="cpu")
+    wanted = torch.arange(10).repeat(3)
+    samples = sample_digits(model, wanted, scale=2.0, steps=20, seed=0)
+    # 30 samples in 20 steps (the card used 500 in 50): allow a few misses
+    assert class_accuracy(samples, wanted) >= 0.9

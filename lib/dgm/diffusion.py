@@ -90,6 +90,8 @@ __all__ = [
     "guided",
     "ddim_timesteps",
     "ddim_sigma",
+    "respace",
+    "on_steps",
     "ddpm_step",
     "ddim_step",
     "ddpm_sample",
@@ -451,6 +453,29 @@ def ddim_sigma(schedule: Schedule, t: int, t_prev: int, eta: float) -> float:
     return eta * math.sqrt(one_minus_prev / one_minus * (1.0 - alpha_bar / alpha_bar_prev))
 
 
+def respace(schedule: Schedule, steps: int) -> tuple[Schedule, torch.Tensor]:
+    """A chain of ``steps`` steps through evenly spaced steps of ``schedule`` (Nichol & Dhariwal's respacing).
+
+    Returns ``(short, original)``: ``original`` (``steps``,) int64, ascending, the steps of ``schedule`` that
+    are kept (:func:`ddim_timesteps` reversed); ``short`` has ``short.alpha_bars[i] = schedule.alpha_bars[original[i]]``
+    and ``betas[i] = 1 - alpha_bars[i] / alpha_bars[i - 1]``, so its marginals ``q(x_t | x_0)`` are those of the
+    long chain. A noise model trained on ``schedule`` serves ``short`` through :func:`on_steps`.
+    """
+    original = torch.tensor(ddim_timesteps(schedule.T, steps)[::-1], dtype=torch.long)
+    alpha_bars = schedule.alpha_bars.double()[original]
+    previous = torch.cat([torch.ones(1, dtype=torch.float64), alpha_bars[:-1]])
+    return Schedule(1.0 - alpha_bars / previous), original
+
+
+def on_steps(eps_fn: EpsFn, original: torch.Tensor) -> EpsFn:
+    """``eps_fn`` of a long chain, called on a respaced one: step ``t`` of the short chain is ``original[t]``."""
+
+    def short_eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return eps_fn(x_t, original.to(t.device)[t])
+
+    return short_eps_fn
+
+
 def _same_step(t: int, x: torch.Tensor) -> torch.Tensor:
     """The int64 steps ``(B,)`` of a batch ``x`` that is all at step ``t``, on ``x``'s device."""
     return torch.full((len(x),), t, dtype=torch.long, device=x.device)
@@ -576,16 +601,19 @@ def ddpm_sample(
 def ddim_sample(
     eps_fn: EpsFn, schedule: Schedule, shape: tuple[int, int, int, int], steps: int = 50, eta: float = 0.0,
     generator: Seed = None, x_T: torch.Tensor | None = None, clip: bool = True, frames: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", start: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """DDIM sampling over ``steps`` evenly spaced steps (:func:`ddim_timesteps`), with :func:`ddim_step`.
 
     ``eta`` in [0, 1]: 0 is deterministic given ``x_T`` (no noise is drawn), 1 with ``steps = T``
     is DDPM. The last step goes to the data estimate. Arguments, devices, the returned images
-    and ``frames`` (snapshots of ``x0_hat``) as for :func:`ddpm_sample`.
+    and ``frames`` (snapshots of ``x0_hat``) as for :func:`ddpm_sample`. ``start`` (default ``T``)
+    is how many noising steps ``x_T`` has had: sampling walks from step ``start - 1`` down, in
+    ``steps <= start`` steps (SDEdit starts part-way, from a noised image).
     """
     _check_eta(eta)
-    timesteps = ddim_timesteps(schedule.T, steps)
+    start = schedule.T if start is None else _check_step("start", start, 1, schedule.T)
+    timesteps = ddim_timesteps(start, steps)
 
     def step(x, t, t_prev, eps, noise):
         return ddim_step(schedule, x, t, t_prev, eps, eta, noise, clip)

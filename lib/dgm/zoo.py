@@ -70,6 +70,12 @@ MODELS: dict[str, ZooModel] = {
             "dgm.vae:train_vae",
             "VAE with MLP encoder/decoder, 32-d Gaussian latent, Bernoulli pixels, for binarized 28x28 MNIST",
         ),
+        ZooModel(
+            "ddpm-mnist-cond",
+            "dgm.diffusion:build_ddpm",
+            "dgm.diffusion:train_ddpm",
+            "class-conditional DDPM noise model (U-Net, null class for guidance) for MNIST in [-1, 1], T = 1000",
+        ),
     ]
 }
 
