@@ -87,6 +87,15 @@ def test_ema_lags_behind_the_model():
     assert 0 < lagged < moved
 
 
+def test_ema_warms_up_instead_of_clinging_to_the_initial_weights():
+    x, y = regression_data()
+    model = nn.Linear(3, 1)
+    start = model.weight.detach().clone()
+    result = train.fit(model, mse, train.batches(x, y, batch_size=32), steps=1, lr=0.05, ema_decay=0.999, progress=False)
+    # after one step the decay is min(0.999, 1 / 10): the average is 90% the new weights, not 0.1%
+    assert torch.allclose(result.ema.weight, 0.1 * start + 0.9 * model.weight.detach(), atol=1e-6)
+
+
 def test_binarized_batches_draw_fresh_seeded_bits():
     images = torch.full((64, 1, 4, 4), 0.3)
     first = next(train.binarized_batches(images, batch_size=64, seed=0))[0]

@@ -181,8 +181,12 @@ def fit(
     of seconds used, whichever is larger). With ``checkpoint``, the model,
     optimizer, EMA and history are saved every ``checkpoint_every`` seconds and
     at the end, and a run that finds the file resumes from it.
+    With ``ema_decay`` an exponential moving average of the weights is kept, with the
+    decay warmed up as ``min(ema_decay, (1 + n) / (10 + n))`` after ``n`` steps, so that
+    the average is not dominated by the initial weights early in a run.
     ``callback(step, model)`` runs every ``callback_every`` steps (e.g. to evaluate
-    or log samples); its time does not count against the ``seconds`` budget.
+    or log samples; it gets the EMA model when there is one); its time does not
+    count against the ``seconds`` budget.
     """
     if steps is None and seconds is None:
         raise ValueError("fit: give a budget, steps=... and/or seconds=...")
@@ -234,9 +238,11 @@ def fit(
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         if ema is not None:
+            # warm-up: early on, average over the steps taken so far rather than over 1 / (1 - ema_decay)
+            decay_now = min(ema_decay, (1 + result.steps) / (10 + result.steps))
             with torch.no_grad():
                 for averaged, current in zip(ema.parameters(), model.parameters()):
-                    averaged.lerp_(current, 1.0 - ema_decay)
+                    averaged.lerp_(current, 1.0 - decay_now)
                 for averaged, current in zip(ema.buffers(), model.buffers()):
                     averaged.copy_(current)
         result.steps += 1
