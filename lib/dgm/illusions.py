@@ -1,0 +1,733 @@
+"""Diffusion illusions and editing with a class-conditional noise model.
+
+**Why anagrams work** (Geng et al., *Visual Anagrams*, 2024). A noise model estimates the noise
+in ``x_t``. Let ``A`` be an orthogonal matrix acting on images (a "view": a flip, a rotation,
+any permutation of the pixels, a sign flip). If ``x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps``
+then ``A x_t = sqrt(alpha_bar) A x_0 + sqrt(1 - alpha_bar) A eps``, and ``A eps`` is again standard
+normal noise *because* ``A`` is orthogonal (covariance ``A A^T = I``). So ``A x_t`` is an honest
+noisy image of the data ``A x_0``, the model's estimate of its noise is meaningful, and
+``A^T eps(A x_t)`` is an estimate of the noise of ``x_t`` itself. Averaging those estimates over
+views, each asked for its own class, denoises towards an image that reads as class ``y_v``
+under every view ``v``. A transform that is not orthogonal (a blur, a rescaling, a rotation
+by an odd angle with interpolation) turns the noise into something the model never saw:
+correlated, or with the wrong variance, and the trick fails.
+
+**Factorized diffusion** (Geng et al., 2024). Split an image into linear components that sum
+to it, ``x = f_1(x) + ... + f_K(x)`` (low and high frequencies, say), and build the noise
+estimate from different conditions per component, ``eps = sum_k f_k(eps_k)``: a hybrid image
+reads as one digit up close (high frequencies) and another from afar (low frequencies).
+
+**Editing.** SDEdit (Meng et al., 2022) noises an input to an intermediate step and denoises
+it: the result keeps the input's coarse layout and is a sample of the model. RePaint
+(Lugmayr et al., 2022) inpaints: at every step the known region is replaced by a noised copy
+of the input, and the chain goes back and forth (resampling jumps) so that the generated
+region harmonizes with the known one.
+
+Images are ``(B, C, H, W)`` on the diffusion model's scale [-1, 1]; views act on any such
+batch. Noise estimates are ``eps_fn(x_t, t)`` callables as in :mod:`dgm.diffusion`, so every
+construction here plugs into :func:`dgm.diffusion.ddim_sample` and :func:`~dgm.diffusion.ddpm_sample`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dgm.device import make_generator
+from dgm.diffusion import (
+    DDPM_NULL_LABEL,
+    EpsFn,
+    Schedule,
+    _check_images,
+    _check_labels,
+    add_noise,
+    ddim_sample,
+    ddpm_step,
+    guided,
+    on_steps,
+    q_sample,
+    respace,
+)
+
+__all__ = [
+    "View",
+    "PermutationView",
+    "VIEWS",
+    "make_view",
+    "view_matrix",
+    "is_orthogonal",
+    "is_permutation",
+    "noise_statistics",
+    "multiview_eps",
+    "anagram",
+    "GaussianBands",
+    "MotionBlurBands",
+    "factorized_eps",
+    "composed_eps",
+    "sdedit",
+    "repaint_schedule",
+    "inpaint",
+    "judge",
+]
+
+Model = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+class View:
+    """A transform of images ``(B, C, H, W)`` with its inverse: ``inverse(view(x)) == x``.
+
+    ``orthogonal`` says whether the transform is an orthogonal linear map (so it keeps
+    i.i.d. Gaussian noise i.i.d. Gaussian); the failure views set it to False.
+    """
+
+    name = "view"
+    orthogonal = True
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def _square(x: torch.Tensor, name: str) -> None:
+    if x.shape[-1] != x.shape[-2]:
+        raise ValueError(f"{name}: expected square images (H == W), got {tuple(x.shape)}")
+
+
+class PermutationView(View):
+    """A view that moves pixels: ``view(x)[..., i] = x[..., perm[i]]`` over the flattened ``H * W``.
+
+    Subclasses define :meth:`rearrange`, which moves the entries of an ``(H, W)`` grid; the
+    permutation is read off by rearranging the grid of pixel indices, cached per size.
+    """
+
+    def __init__(self):
+        self._cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def rearrange(self, grid: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def permutation(self, height: int, width: int) -> torch.Tensor:
+        """The index map ``perm`` ``(H * W,)``: output pixel ``i`` is input pixel ``perm[i]``."""
+        if (height, width) not in self._cache:
+            perm = self.rearrange(torch.arange(height * width).view(height, width)).reshape(-1)
+            if not torch.equal(perm.sort().values, torch.arange(height * width)):
+                raise ValueError(f"{self!r}: rearrange() did not produce a permutation for {height}x{width} images")
+            self._cache[(height, width)] = (perm, torch.argsort(perm))
+        return self._cache[(height, width)][0]
+
+    def _move(self, x: torch.Tensor, inverse: bool) -> torch.Tensor:
+        _check_images("x", x)
+        self.permutation(*x.shape[-2:])
+        index = self._cache[tuple(x.shape[-2:])][1 if inverse else 0].to(x.device)
+        return x.flatten(-2)[..., index].view_as(x)
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        return self._move(x, inverse=False)
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return self._move(x, inverse=True)
+
+
+class Identity(PermutationView):
+    """The image as it is."""
+
+    name = "identity"
+
+    def rearrange(self, grid):
+        return grid
+
+
+class Flip(PermutationView):
+    """Upside down: rows in reverse order (a reflection, not a rotation)."""
+
+    name = "flip"
+
+    def rearrange(self, grid):
+        return grid.flip(0)
+
+
+class Mirror(PermutationView):
+    """Left-right mirror image: columns in reverse order."""
+
+    name = "mirror"
+
+    def rearrange(self, grid):
+        return grid.flip(1)
+
+
+class Rotate(PermutationView):
+    """An exact rotation by ``quarter_turns * 90`` degrees counter-clockwise (square images)."""
+
+    def __init__(self, quarter_turns: int = 1):
+        super().__init__()
+        if quarter_turns not in (1, 2, 3):
+            raise ValueError(f"quarter_turns: expected 1, 2 or 3 (90, 180, 270 degrees), got {quarter_turns!r}")
+        self.quarter_turns = quarter_turns
+        self.name = f"rot{90 * quarter_turns}"
+
+    def rearrange(self, grid):
+        _square(grid, self.name)
+        return torch.rot90(grid, self.quarter_turns, dims=(0, 1))
+
+    def __repr__(self):
+        return f"Rotate({self.quarter_turns})"
+
+
+class Skew(PermutationView):
+    """Column ``j`` shifted down circularly by ``round(factor * (j - W / 2))`` pixels (a shear that wraps)."""
+
+    name = "skew"
+
+    def __init__(self, factor: float = 0.5):
+        super().__init__()
+        self.factor = factor
+
+    def rearrange(self, grid):
+        height, width = grid.shape
+        shifts = [round(self.factor * (j - width / 2)) for j in range(width)]
+        return torch.stack([grid[:, j].roll(shifts[j]) for j in range(width)], 1)
+
+    def __repr__(self):
+        return f"Skew({self.factor})"
+
+
+def _tiles(grid: torch.Tensor, size: int, name: str) -> torch.Tensor:
+    """An ``(H, W)`` grid as ``(rows, cols, size, size)`` tiles."""
+    height, width = grid.shape
+    if height % size or width % size:
+        raise ValueError(f"{name}: the image ({height}x{width}) must split into {size}x{size} tiles")
+    return grid.view(height // size, size, width // size, size).permute(0, 2, 1, 3)
+
+
+def _untile(tiles: torch.Tensor) -> torch.Tensor:
+    rows, cols, size, _ = tiles.shape
+    return tiles.permute(0, 2, 1, 3).reshape(rows * size, cols * size)
+
+
+class PatchPermutation(PermutationView):
+    """The image cut into ``patch x patch`` tiles, shuffled by a seeded permutation."""
+
+    name = "patch_permutation"
+
+    def __init__(self, patch: int = 7, seed: int = 0):
+        super().__init__()
+        self.patch, self.seed = patch, seed
+
+    def _order(self, count: int) -> torch.Tensor:
+        return torch.randperm(count, generator=make_generator(self.seed))
+
+    def rearrange(self, grid):
+        tiles = _tiles(grid, self.patch, self.name)
+        rows, cols = tiles.shape[:2]
+        return _untile(tiles.reshape(rows * cols, self.patch, self.patch)[self._order(rows * cols)].view_as(tiles))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(patch={self.patch}, seed={self.seed})"
+
+
+class Jigsaw(PatchPermutation):
+    """Square pieces shuffled *and* each turned by a seeded multiple of 90 degrees, like a puzzle."""
+
+    name = "jigsaw"
+
+    def rearrange(self, grid):
+        tiles = _tiles(grid, self.patch, self.name)
+        rows, cols = tiles.shape[:2]
+        generator = make_generator(self.seed)
+        order = torch.randperm(rows * cols, generator=generator)
+        turns = torch.randint(0, 4, (rows * cols,), generator=generator)
+        pieces = tiles.reshape(rows * cols, self.patch, self.patch)[order]
+        turned = torch.stack([torch.rot90(piece, int(k), dims=(0, 1)) for piece, k in zip(pieces, turns)])
+        return _untile(turned.view_as(tiles))
+
+
+class InnerCircle(PermutationView):
+    """The disc of radius ``radius * H / 2`` around the centre turned by 180 degrees; the ring stays.
+
+    The centre of an even-sized image lies between pixels, so the turn maps the disc onto itself
+    exactly, and doing it twice is the identity (an involution).
+    """
+
+    name = "inner_circle"
+
+    def __init__(self, radius: float = 0.6):
+        super().__init__()
+        self.radius = radius
+
+    def rearrange(self, grid):
+        _square(grid, self.name)
+        size = grid.shape[0]
+        centre = (size - 1) / 2
+        i, j = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        inside = (i - centre) ** 2 + (j - centre) ** 2 <= (self.radius * size / 2) ** 2
+        return torch.where(inside, grid.flip(0, 1), grid)
+
+    def __repr__(self):
+        return f"InnerCircle({self.radius})"
+
+
+class SquareHinge(PermutationView):
+    """Four square pieces (the quadrants), each turned a quarter about its own centre, the
+    pieces on one diagonal clockwise and the others counter-clockwise, like hinged squares swinging."""
+
+    name = "square_hinge"
+
+    def rearrange(self, grid):
+        _square(grid, self.name)
+        if grid.shape[0] % 2:
+            raise ValueError(f"{self.name}: expected an even image size, got {grid.shape[0]}")
+        tiles = _tiles(grid, grid.shape[0] // 2, self.name).clone()
+        for r in range(2):
+            for c in range(2):
+                tiles[r, c] = torch.rot90(tiles[r, c], 1 if r == c else -1, dims=(0, 1))
+        return _untile(tiles)
+
+
+class Negate(View):
+    """The negative ``-x`` (on [-1, 1], black and white swap): orthogonal, but not a permutation."""
+
+    name = "negate"
+
+    def view(self, x):
+        return -_check_images("x", x)
+
+    def inverse(self, x):
+        return -_check_images("x", x)
+
+
+# --- views that are not orthogonal: they show why orthogonality matters -----------------------
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
+
+
+class Blur(View):
+    """A circular Gaussian blur, undone by division in the Fourier domain: invertible, not orthogonal
+    (it shrinks the noise's variance and correlates neighbouring pixels)."""
+
+    name = "blur"
+    orthogonal = False
+
+    def __init__(self, sigma: float = 1.0):
+        self.sigma = sigma
+
+    def _transfer(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        kernel = _gaussian_kernel(self.sigma)
+        row = torch.zeros(height, dtype=torch.float64)
+        col = torch.zeros(width, dtype=torch.float64)
+        for k, value in enumerate(kernel):
+            offset = k - len(kernel) // 2
+            row[offset % height] += value
+            col[offset % width] += value
+        return (torch.fft.fft(row)[:, None] * torch.fft.fft(col)[None, :]).to(x.device)
+
+    def _filter(self, x: torch.Tensor, invert: bool) -> torch.Tensor:
+        _check_images("x", x)
+        transfer = self._transfer(x)
+        spectrum = torch.fft.fft2(x.double())
+        spectrum = spectrum / transfer if invert else spectrum * transfer
+        return torch.fft.ifft2(spectrum).real.to(x.dtype)
+
+    def view(self, x):
+        return self._filter(x, invert=False)
+
+    def inverse(self, x):
+        return self._filter(x, invert=True)
+
+    def __repr__(self):
+        return f"Blur({self.sigma})"
+
+
+class Rescale(View):
+    """Half resolution and back (2x2 averages, repeated): a projection, so not even invertible."""
+
+    name = "rescale"
+    orthogonal = False
+
+    def view(self, x):
+        return F.interpolate(F.avg_pool2d(_check_images("x", x), 2), scale_factor=2, mode="nearest")
+
+    def inverse(self, x):
+        return self.view(x)
+
+
+class BilinearRotate(View):
+    """A rotation by ``degrees`` with bilinear interpolation and zero padding; the inverse turns back.
+    Interpolation averages neighbours and the corners fall off: not orthogonal."""
+
+    name = "rotate_bilinear"
+    orthogonal = False
+
+    def __init__(self, degrees: float = 45.0):
+        self.degrees = degrees
+
+    def _turn(self, x: torch.Tensor, degrees: float) -> torch.Tensor:
+        _check_images("x", x)
+        angle = math.radians(degrees)
+        matrix = torch.tensor(
+            [[math.cos(angle), -math.sin(angle), 0.0], [math.sin(angle), math.cos(angle), 0.0]], dtype=x.dtype
+        )
+        grid = F.affine_grid(matrix.expand(len(x), 2, 3).to(x.device), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def view(self, x):
+        return self._turn(x, self.degrees)
+
+    def inverse(self, x):
+        return self._turn(x, -self.degrees)
+
+    def __repr__(self):
+        return f"BilinearRotate({self.degrees})"
+
+
+VIEWS: dict[str, Callable[..., View]] = {
+    "identity": Identity,
+    "flip": Flip,
+    "mirror": Mirror,
+    "rot90": lambda: Rotate(1),
+    "rot180": lambda: Rotate(2),
+    "rot270": lambda: Rotate(3),
+    "negate": Negate,
+    "skew": Skew,
+    "patch_permutation": PatchPermutation,
+    "jigsaw": Jigsaw,
+    "inner_circle": InnerCircle,
+    "square_hinge": SquareHinge,
+    "blur": Blur,
+    "rescale": Rescale,
+    "rotate_bilinear": BilinearRotate,
+}
+"""Every view by name; ``blur``, ``rescale`` and ``rotate_bilinear`` are the failure views."""
+
+
+def make_view(name: str, **options) -> View:
+    """The view called ``name`` (a key of :data:`VIEWS`), built with ``options`` (e.g. ``seed=3``)."""
+    if name not in VIEWS:
+        raise ValueError(f"view: expected one of {', '.join(VIEWS)}, got {name!r}")
+    return VIEWS[name](**options)
+
+
+# --- checking views ----------------------------------------------------------------------------
+
+
+def view_matrix(view: View, shape: tuple[int, int, int] = (1, 28, 28)) -> torch.Tensor:
+    """The matrix ``A`` ``(D, D)``, ``D = C * H * W``, of a linear view: ``view(x).flatten() = A @ x.flatten()``.
+
+    Built column by column from the view of every basis image (float64).
+    """
+    size = math.prod(shape)
+    basis = torch.eye(size, dtype=torch.float64).view(size, *shape)
+    return view.view(basis).reshape(size, size).T
+
+
+def is_orthogonal(view: View, shape: tuple[int, int, int] = (1, 28, 28), atol: float = 1e-6) -> bool:
+    """Whether the view's matrix ``A`` satisfies ``A A^T = I`` (so it maps N(0, I) to N(0, I))."""
+    matrix = view_matrix(view, shape)
+    return bool(torch.allclose(matrix @ matrix.T, torch.eye(len(matrix), dtype=torch.float64), atol=atol))
+
+
+def is_permutation(view: View, shape: tuple[int, int, int] = (1, 28, 28)) -> bool:
+    """Whether the view only moves pixels: its matrix has a single 1 in every row and column, else 0."""
+    matrix = view_matrix(view, shape)
+    ones = matrix == 1
+    return bool(((matrix == 0) | ones).all() and (ones.sum(0) == 1).all() and (ones.sum(1) == 1).all())
+
+
+def noise_statistics(view: View, n: int = 2000, shape: tuple[int, int, int] = (1, 28, 28), seed: int = 0) -> dict:
+    """Mean, variance and horizontal neighbour correlation of ``view(z)`` over ``n`` draws of ``z ~ N(0, I)``.
+
+    For an orthogonal view they are 0, 1 and 0, up to sampling error of about ``1 / sqrt(n * D)``.
+    """
+    z = torch.randn(n, *shape, generator=make_generator(seed), dtype=torch.float64)
+    seen = view.view(z)
+    left, right = seen[..., :-1].reshape(-1), seen[..., 1:].reshape(-1)
+    correlation = ((left - left.mean()) * (right - right.mean())).mean() / (left.std() * right.std())
+    return {"mean": seen.mean().item(), "variance": seen.var().item(), "neighbour_correlation": correlation.item()}
+
+
+# --- illusions -----------------------------------------------------------------------------------
+
+
+def _class_grid(labels: object, columns: int | None, what: str) -> torch.Tensor:
+    """``labels`` must be an integer tensor ``(B, columns)`` (any ``columns >= 1`` if None): a class per image and per ``what``."""
+    if not torch.is_tensor(labels) or labels.ndim != 2 or labels.shape[1] != (columns or labels.shape[1]) or not labels.shape[1]:
+        shape = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
+        raise ValueError(
+            f"labels: expected an integer tensor (B, {columns or 'K'}), one class per image and per {what}, got {shape}"
+        )
+    _check_labels(labels[:, 0])
+    return labels
+
+
+def multiview_eps(
+    model: Model, views: Sequence[View], labels: torch.Tensor, scale: float = 2.0, null_label: int = DDPM_NULL_LABEL,
+) -> EpsFn:
+    """The visual-anagram noise estimate: ``mean_v inverse_v(eps_v(view_v(x_t)))``.
+
+    ``eps_v`` is the guided estimate (:func:`dgm.diffusion.guided`, ``scale``) for class ``labels[:, v]``;
+    ``labels`` is ``(B, V)``, one class per image and per view. All views go through the model in
+    one batch. With a single identity view this is exactly ``guided(model, labels[:, 0], ...)``.
+    """
+    views = list(views)
+    if not views or not all(isinstance(v, View) for v in views):
+        raise ValueError(f"views: expected a non-empty list of View objects, got {views!r}")
+    labels = _class_grid(labels, len(views), "view")
+    flat_labels = labels.T.reshape(-1)  # view-major, to match the concatenated views
+    eps_all = guided(model, flat_labels, scale, null_label)
+
+    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if len(views) == 1:
+            return views[0].inverse(eps_all(views[0].view(x_t), t))
+        parts = eps_all(torch.cat([v.view(x_t) for v in views]), t.repeat(len(views))).chunk(len(views))
+        return torch.stack([v.inverse(part) for v, part in zip(views, parts)]).mean(0)
+
+    return eps_fn
+
+
+def anagram(
+    model: Model, views: Sequence[View], labels: torch.Tensor, schedule: Schedule, scale: float = 2.0,
+    steps: int = 50, seed: int | torch.Generator | None = 0, eta: float = 0.0, frames: int = 0,
+    null_label: int = DDPM_NULL_LABEL, image_shape: tuple[int, int, int] = (1, 28, 28),
+):
+    """Sample visual anagrams with DDIM: images ``(B, *image_shape)`` in [-1, 1] that read as ``labels[b, v]``
+    under view ``v``. ``labels``: ``(B, V)``. With ``frames`` also the ``x0_hat`` snapshots (see ``ddim_sample``)."""
+    device = next(model.parameters()).device
+    labels = _class_grid(labels, len(views), "view").to(device)
+    eps_fn = multiview_eps(model, views, labels, scale, null_label)
+    return ddim_sample(
+        eps_fn, schedule.to(device), (len(labels), *image_shape), steps=steps, eta=eta,
+        generator=seed, frames=frames, device=device,
+    )
+
+
+# --- factorized diffusion ----------------------------------------------------------------------
+
+
+def _blur(x: torch.Tensor, kernel_h: torch.Tensor, kernel_w: torch.Tensor) -> torch.Tensor:
+    """Separable filtering with reflect padding, per channel (a linear map)."""
+    channels = x.shape[1]
+    kh, kw = kernel_h.to(x), kernel_w.to(x)
+    x = F.pad(x, (len(kw) // 2, len(kw) // 2, len(kh) // 2, len(kh) // 2), mode="reflect")
+    x = F.conv2d(x, kh.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    return F.conv2d(x, kw.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+
+
+class GaussianBands:
+    """Split an image into frequency bands with Gaussian blurs of increasing ``sigmas``:
+    ``[blur_{s_last}(x), ..., blur_{s_1}(x) - blur_{s_2}(x), x - blur_{s_1}(x)]``, lowest first.
+
+    One sigma gives the two bands of a hybrid image (low-pass, high-pass); two give three bands.
+    The bands are linear in ``x`` and sum to ``x``.
+    """
+
+    def __init__(self, sigmas: Sequence[float] = (2.0,)):
+        sigmas = list(sigmas)
+        if not sigmas or any(s <= 0 for s in sigmas) or sigmas != sorted(sigmas):
+            raise ValueError(f"sigmas: expected increasing positive blur widths, got {sigmas!r}")
+        self.sigmas = sigmas
+
+    def __len__(self) -> int:
+        return len(self.sigmas) + 1
+
+    def components(self, x: torch.Tensor) -> list[torch.Tensor]:
+        _check_images("x", x)
+        blurred = [x] + [_blur(x, _gaussian_kernel(s), _gaussian_kernel(s)) for s in self.sigmas]
+        bands = [blurred[k] - blurred[k + 1] for k in range(len(self.sigmas))] + [blurred[-1]]
+        return bands[::-1]
+
+
+class MotionBlurBands:
+    """Two components for strokes: a horizontal motion blur over ``length`` pixels (what survives a
+    sideways smear) and the residual ``x - blur(x)`` (the vertical edges the smear wipes out)."""
+
+    def __init__(self, length: int = 9):
+        if length < 2 or length % 2 == 0:
+            raise ValueError(f"length: expected an odd blur length >= 3, got {length!r}")
+        self.length = length
+
+    def __len__(self) -> int:
+        return 2
+
+    def components(self, x: torch.Tensor) -> list[torch.Tensor]:
+        _check_images("x", x)
+        box = torch.full((self.length,), 1.0 / self.length, dtype=torch.float64)
+        smeared = _blur(x, torch.ones(1, dtype=torch.float64), box)
+        return [smeared, x - smeared]
+
+
+def factorized_eps(
+    model: Model, decomposition, labels: torch.Tensor, scale: float = 2.0, null_label: int = DDPM_NULL_LABEL,
+) -> EpsFn:
+    """``sum_k f_k(eps_k)``: component ``k`` of the noise estimate (``decomposition.components``) taken from
+    the guided estimate for class ``labels[:, k]``. ``labels``: ``(B, K)`` with ``K = len(decomposition)``."""
+    count = len(decomposition)
+    labels = _class_grid(labels, count, "component")
+    eps_all = guided(model, labels.T.reshape(-1), scale, null_label)
+
+    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        parts = eps_all(x_t.repeat(count, 1, 1, 1), t.repeat(count)).chunk(count)
+        return sum(decomposition.components(part)[k] for k, part in enumerate(parts))
+
+    return eps_fn
+
+
+def composed_eps(
+    model: Model, labels: torch.Tensor, scale: float = 2.0, null_label: int = DDPM_NULL_LABEL
+) -> EpsFn:
+    """A product of experts (Liu et al., *Composable Diffusion*, 2022): ``eps_null + scale * sum_k (eps_k - eps_null)``,
+    which samples from about ``p(x) prod_k p(y_k | x)^scale``. ``labels``: ``(B, K)``, the classes to combine."""
+    labels = _class_grid(labels, None, "expert")
+    count = labels.shape[1]
+
+    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        null = torch.full((len(x_t),), null_label, dtype=labels.dtype, device=x_t.device)
+        classes = torch.cat([labels.T.reshape(-1).to(x_t.device), null])
+        everything = model(x_t.repeat(count + 1, 1, 1, 1), t.repeat(count + 1), classes).chunk(count + 1)
+        eps_null = everything[-1]
+        return eps_null + scale * sum(e - eps_null for e in everything[:-1])
+
+    return eps_fn
+
+
+# --- editing -----------------------------------------------------------------------------------
+
+
+def sdedit(
+    eps_fn: EpsFn, schedule: Schedule, x0: torch.Tensor, t0: int, steps: int = 50,
+    generator: int | torch.Generator | None = None, eta: float = 0.0,
+) -> torch.Tensor:
+    """SDEdit: noise ``x0`` ``(B, C, H, W)`` in [-1, 1] by ``t0`` steps (``t0`` in ``[0, T]``), then denoise with DDIM.
+
+    ``t0 = 0`` returns ``x0`` unchanged; ``t0 = T`` keeps only ``sqrt(alpha_bar_T) ~ 0.006`` of it and is
+    (nearly) plain sampling. The DDIM walk takes ``min(steps, t0)`` steps from step ``t0 - 1`` down.
+    """
+    _check_images("x0", x0)
+    if not isinstance(t0, int) or not 0 <= t0 <= schedule.T:
+        raise ValueError(f"t0: expected an int number of noising steps in [0, {schedule.T}], got {t0!r}")
+    if t0 == 0:
+        return x0.clone()
+    generator = make_generator(generator)
+    x_t, _ = add_noise(schedule, x0, torch.full((len(x0),), t0 - 1, dtype=torch.long, device=x0.device), generator)
+    return ddim_sample(
+        eps_fn, schedule, tuple(x0.shape), steps=min(steps, t0), eta=eta, generator=generator, x_T=x_t,
+        device=x0.device, start=t0,
+    )
+
+
+def repaint_schedule(T: int, jump_length: int = 10, resamplings: int = 10) -> list[int]:
+    """RePaint's walk over steps: down one step at a time from ``T - 1`` to ``-1`` (the data), but at every
+    ``jump_length``-th step (below ``T - jump_length``) go back up ``jump_length`` steps, ``resamplings - 1`` times.
+
+    Consecutive entries differ by 1: a decrease is a denoising step, an increase a noising one. With
+    ``T = 250``, jumps of 10 and 10 resamplings the walk has 4,571 entries (the paper's setting).
+    """
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T: expected a positive int, got {T!r}")
+    if not isinstance(jump_length, int) or jump_length < 1 or not isinstance(resamplings, int) or resamplings < 1:
+        raise ValueError(f"jump_length, resamplings: expected positive ints, got {jump_length!r}, {resamplings!r}")
+    jumps_left = {j: resamplings - 1 for j in range(0, T - jump_length, jump_length)}
+    t, walk = T, []
+    while t >= 1:
+        t -= 1
+        walk.append(t)
+        if jumps_left.get(t, 0) > 0:
+            jumps_left[t] -= 1
+            for _ in range(jump_length):
+                t += 1
+                walk.append(t)
+    return walk + [-1]
+
+
+@torch.no_grad()
+def inpaint(
+    eps_fn: EpsFn, schedule: Schedule, x0: torch.Tensor, known: torch.Tensor, steps: int = 100,
+    jump_length: int = 10, resamplings: int = 5, generator: int | torch.Generator | None = None,
+) -> torch.Tensor:
+    """RePaint inpainting: fill the pixels of ``x0`` ``(B, C, H, W)`` in [-1, 1] where ``known`` is 0.
+
+    ``known``: a mask broadcastable to ``x0``, 1 where ``x0`` is kept. The chain is ``schedule``
+    respaced to ``steps`` steps (:func:`dgm.diffusion.respace`) and walked by :func:`repaint_schedule`:
+    a step down is an ancestral step for the unknown pixels, with the known ones replaced by
+    ``x0`` noised to the same step; a step up adds one step of forward noise.
+    """
+    _check_images("x0", x0)
+    if not torch.is_tensor(known) or known.dim() != 4:
+        raise ValueError(f"known: expected a 4-d mask broadcastable to {tuple(x0.shape)}, got {known!r}")
+    known = known.to(x0).expand_as(x0)
+    short, original = respace(schedule, steps)
+    short = short.to(x0.device)
+    short_eps = on_steps(eps_fn, original)
+    generator = make_generator(generator)
+
+    def draw() -> torch.Tensor:
+        return torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
+
+    walk = repaint_schedule(steps, jump_length, resamplings)
+    x = draw()
+    for t, t_next in zip(walk[:-1], walk[1:]):
+        if t_next < t:  # denoise: the model for the unknown pixels, the data noised to t_next for the known ones
+            steps_now = torch.full((len(x),), t, dtype=torch.long, device=x.device)
+            x_prev, _ = ddpm_step(short, x, t, short_eps(x, steps_now), draw() if t_next >= 0 else None)
+            if t_next >= 0:
+                known_prev = q_sample(short, x0, torch.full_like(steps_now, t_next), draw())
+            else:
+                known_prev = x0
+            x = known * known_prev + (1 - known) * x_prev
+        else:  # noise one step forward: q(x_{t+1} | x_t)
+            beta = short.betas[t_next].item()
+            x = math.sqrt(1 - beta) * x + math.sqrt(beta) * draw()
+    return x
+
+
+# --- judging -----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def judge(images: torch.Tensor, views: Sequence[View], labels: torch.Tensor, classifier: nn.Module | None = None) -> dict:
+    """Judge illusions ``(B, 1, 28, 28)`` in [-1, 1] with the evaluation classifier, view by view.
+
+    ``labels``: ``(B, V)``, the class intended under each view. Returns a dict of tensors:
+    ``probabilities`` ``(B, V, 10)``; ``success`` ``(B,)`` bool, every view classified as intended;
+    ``alignment`` ``(B,)``, the smallest intended-class probability over the views;
+    ``concealment`` ``(B,)``, the mean over views of ``p(intended) / sum_{u} p(labels[b, u])``, the
+    probability of the intended class among the illusion's classes only (1 when every view shows
+    its own class and no trace of the others).
+    """
+    from dgm.metrics import evaluation_classifier
+
+    views = list(views)
+    labels = _class_grid(labels, len(views), "view")
+    _check_images("images", images)
+    classifier = classifier if classifier is not None else evaluation_classifier()
+    device = next(classifier.parameters()).device
+    was_training = classifier.training
+    classifier.eval()
+    probabilities = torch.stack(
+        [classifier(((v.view(images).clamp(-1, 1) + 1) / 2).to(device)).softmax(1).cpu() for v in views], 1
+    )
+    classifier.train(was_training)
+    intended = probabilities.gather(2, labels.unsqueeze(2)).squeeze(2)  # (B, V)
+    among = probabilities.gather(2, labels.unsqueeze(1).expand(-1, len(views), -1)).sum(2)  # (B, V)
+    return {
+        "probabilities": probabilities,
+        "success": (probabilities.argmax(2) == labels).all(1),
+        "alignment": intended.min(1).values,
+        "concealment": (intended / among).mean(1),
+    }
