@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import time
+
 import torch
 
 from dgm import zoo
+from dgm.data import mnist
 from dgm.diffusion import DDPM_T, ddim_sample, linear_schedule
 from dgm.illusions import GaussianBands, anagram, factorized_eps, judge, make_view
-from dgm.data import mnist
 from dgm.metrics import class_accuracy, evaluation_classifier
 from dgm.viz import to_unit
 

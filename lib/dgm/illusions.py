@@ -493,8 +493,6 @@ def multiview_eps(
     eps_all = guided(model, flat_labels, scale, null_label)
 
     def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if len(views) == 1:
-            return views[0].inverse(eps_all(views[0].view(x_t), t))
         parts = eps_all(torch.cat([v.view(x_t) for v in views]), t.repeat(len(views))).chunk(len(views))
         return torch.stack([v.inverse(part) for v, part in zip(views, parts)]).mean(0)
 
