@@ -24,29 +24,32 @@ from dgm.metrics import class_accuracy, evaluation_classifier
 from dgm.viz import to_unit
 
 SEEDS = int(os.environ.get("BENCH_ILLUSIONS_SEEDS", 8))
-SCALE, STEPS = 3.0, 50
-HYBRID_SIGMA = 2.0
+SCALE, STEPS = 7.0, 50  # averaging two views halves each one's pull: guidance 7 is about 3.5 per view
+HYBRID_SIGMA, HYBRID_SCALE = 2.0, 3.0  # a hybrid takes each band from one estimate: no averaging
 
-# (view, (class upright, class under the view)), two pairs per view. Chosen by a search over all 90
-# ordered pairs (2 seeds each, seeds 100.., guidance 3, DDIM-25) among the pairs that the view does
-# not relate already: pairs where a plain sample of the first class reads as the second under the
-# view at least 20% of the time (6/9 under a half turn, 1/1 upside down) were excluded. The
-# benchmark's seeds (0..SEEDS-1) are not the search's, so the winners' luck does not carry over.
-# The failure views got the same search; it found nothing (0-1% over all pairs).
+# (view, (class upright, class under the view)), two pairs per view, chosen by a search at guidance 7,
+# DDIM-25, on seeds that the benchmark does not use: all 90 ordered pairs on seeds 100-101, then the
+# six best of each view on seeds 102-105, the best pair kept and the best one sharing no class with it
+# (or the runner-up). Excluded beforehand: pairs that the view already relates, where plain samples
+# of the first class (10 per digit, guidance 2) read as the second under the view at least 20% of
+# the time (6/9 under a half turn, 1/1 upside down).
 TASKS = [
-    ("flip", (9, 7)), ("flip", (8, 5)),
-    ("mirror", (9, 6)), ("mirror", (8, 7)),
-    ("rot90", (6, 2)), ("rot90", (3, 7)),
-    ("rot180", (9, 2)), ("rot180", (3, 6)),
-    ("rot270", (9, 5)), ("rot270", (2, 7)),
-    ("skew", (9, 7)), ("skew", (8, 2)),
-    ("jigsaw", (5, 8)), ("jigsaw", (4, 0)),
-    ("patch_permutation", (7, 3)), ("patch_permutation", (6, 0)),
-    ("inner_circle", (6, 0)), ("inner_circle", (2, 3)),
-    ("square_hinge", (8, 5)), ("square_hinge", (7, 5)),
+    ("flip", (9, 6)), ("flip", (8, 4)),
+    ("mirror", (9, 0)), ("mirror", (8, 3)),
+    ("rot90", (9, 8)), ("rot90", (8, 9)),
+    ("rot180", (9, 5)), ("rot180", (8, 4)),
+    ("rot270", (9, 8)), ("rot270", (9, 6)),
+    ("skew", (9, 5)), ("skew", (8, 4)),
+    ("jigsaw", (9, 0)), ("jigsaw", (7, 6)),
+    ("patch_permutation", (9, 0)), ("patch_permutation", (8, 6)),
+    ("inner_circle", (9, 5)), ("inner_circle", (9, 3)),
+    ("square_hinge", (8, 2)), ("square_hinge", (7, 5)),
     ("negate", (8, 5)), ("negate", (3, 9)),
-    ("blur", (3, 7)), ("rescale", (8, 3)), ("rotate_bilinear", (8, 4)),
 ]
+# The views that are not orthogonal are judged on all pairs only: a search for their best pairs
+# finds the pairs where one digit's plain sample already reads as the other under the view (at
+# guidance 7, 8 -> 3 at half resolution and 8 -> 4 turned by 45 degrees) and measures nothing.
+FAILURE_VIEWS = ["blur", "rescale", "rotate_bilinear"]
 # Negation is orthogonal, but MNIST has no white backgrounds: the negated view is off the data for
 # the model and the classifier alike. It is reported on its own, outside the orthogonal average.
 OFF_DATA = {"negate"}
@@ -72,11 +75,19 @@ def run() -> list[dict]:
     schedule = linear_schedule(DDPM_T)
     all_pairs = torch.tensor([(a, b) for a in range(10) for b in range(10) if a != b])
     rows, chosen, unchosen, seconds, count = [], [], [], 0.0, 0
-    for name in dict.fromkeys(view for view, _ in TASKS):
+    for name in [*dict.fromkeys(view for view, _ in TASKS), *FAILURE_VIEWS]:
         pairs = [pair for view, pair in TASKS if view == name]
-        verdict, spent = _anagrams(model, classifier, schedule, name, torch.tensor(pairs).repeat_interleave(SEEDS, 0))
         every, _ = _anagrams(model, classifier, schedule, name, all_pairs)
-        seconds, count = seconds + spent, count + len(pairs) * SEEDS
+        summary = f"all pairs: success {every['success'].float().mean():.0%}"
+        if pairs:
+            verdict, spent = _anagrams(model, classifier, schedule, name, torch.tensor(pairs).repeat_interleave(SEEDS, 0))
+            seconds, count = seconds + spent, count + len(pairs) * SEEDS
+            summary = (
+                f"chosen pairs: success {verdict['success'].float().mean():.0%}, alignment "
+                f"{verdict['alignment'].mean():.2f}, concealment {verdict['concealment'].mean():.2f}; " + summary
+            )
+        else:
+            summary += f", alignment {every['alignment'].mean():.2f}, concealment {every['concealment'].mean():.2f}"
         kind = " (off the data)" if name in OFF_DATA else "" if make_view(name).orthogonal else " (not orthogonal)"
         if not kind:
             chosen.append(verdict["success"].float())
@@ -84,11 +95,9 @@ def run() -> list[dict]:
         rows.append({
             "model": f"anagram: identity + {name}{kind}",
             "params": "-",
-            "budget": f"{len(pairs)} chosen pairs x {SEEDS} seeds; all 90 pairs x 1 seed",
+            "budget": (f"{len(pairs)} chosen pairs x {SEEDS} seeds; " if pairs else "") + "all 90 pairs x 1 seed",
             "steps/s": "-",
-            "metrics": f"chosen pairs: success {verdict['success'].float().mean():.0%}, alignment "
-            f"{verdict['alignment'].mean():.2f}, concealment {verdict['concealment'].mean():.2f}; "
-            f"all pairs: success {every['success'].float().mean():.0%}",
+            "metrics": summary,
         })
     rows.append({
         "model": "anagrams, all orthogonal views (negate apart)",
@@ -107,7 +116,7 @@ def _hybrid_row(model, classifier, schedule) -> dict:
     near, far, start = [], [], time.perf_counter()
     for low, high in HYBRIDS:
         labels = torch.tensor([[low, high]]).repeat(SEEDS, 1)
-        eps_fn = factorized_eps(model, bands, labels, SCALE)
+        eps_fn = factorized_eps(model, bands, labels, HYBRID_SCALE)
         images = ddim_sample(eps_fn, schedule, (SEEDS, 1, 28, 28), steps=STEPS, generator=0)
         identity = [make_view("identity")]
         near.append(judge(images, identity, labels[:, 1:], classifier)["success"])
@@ -118,7 +127,7 @@ def _hybrid_row(model, classifier, schedule) -> dict:
     return {
         "model": f"hybrid images (Gaussian bands, sigma {HYBRID_SIGMA:g})",
         "params": "-",
-        "budget": f"{len(HYBRIDS)} pairs x {SEEDS} seeds",
+        "budget": f"{len(HYBRIDS)} pairs x {SEEDS} seeds, guidance {HYBRID_SCALE:g}",
         "steps/s": f"{seconds:.2f} s/illusion",
         "metrics": f"high-frequency class read at full size {torch.cat(near).float().mean():.0%}; "
         f"low-frequency class read when blurred {torch.cat(far).float().mean():.0%} "
