@@ -71,6 +71,12 @@ MODELS: dict[str, ZooModel] = {
             "VAE with MLP encoder/decoder, 32-d Gaussian latent, Bernoulli pixels, for binarized 28x28 MNIST",
         ),
         ZooModel(
+            "cgan-mnist",
+            "dgm.gan:build_cgan",
+            "dgm.gan:train_cgan",
+            "class-conditional DCGAN generator (projection discriminator in training) for MNIST in [-1, 1]",
+        ),
+        ZooModel(
             "ddpm-mnist-cond",
             "dgm.diffusion:build_ddpm",
             "dgm.diffusion:train_ddpm",
