@@ -64,6 +64,29 @@ def test_fit_needs_a_budget_and_stops_on_a_non_finite_loss():
         train.fit(nn.Linear(3, 1), lambda m, b: torch.tensor(float("nan"), requires_grad=True), data, steps=5, progress=False)
 
 
+def test_budget_counts_steps_and_resumes_where_it_stopped():
+    assert list(train.Budget(steps=4, progress=False)) == [0, 1, 2, 3]
+    resumed = train.Budget(steps=5, progress=False, done_steps=3)
+    assert list(resumed) == [3, 4] and resumed.fraction_done() == 1.0
+    for bad, message in [({}, "give a budget"), ({"steps": 0}, "steps"), ({"steps": True}, "steps"), ({"seconds": -1}, "seconds")]:
+        with pytest.raises(ValueError, match=message):
+            train.Budget(**bad)
+
+
+def test_budget_stops_on_time_and_leaves_paused_time_out():
+    budget = train.Budget(seconds=0.2, progress=False)
+    steps = 0
+    for step in budget:
+        if step == 0:
+            with budget.paused():
+                time.sleep(0.3)  # longer than the whole budget, yet not counted
+        time.sleep(0.01)
+        steps += 1
+        budget.log(loss=1.0)
+    assert 5 <= steps <= 25, f"about 0.2 s of 10 ms steps, got {steps}"
+    assert 0.2 <= budget.elapsed < 0.3 and budget.fraction_done() >= 1.0
+
+
 def test_fit_resumes_from_its_checkpoint(tmp_path):
     x, y = regression_data()
     path = tmp_path / "run.pt"

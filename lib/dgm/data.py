@@ -52,6 +52,7 @@ __all__ = [
     "TEST_BINARIZATION_SEED",
     "subset",
     "toy_2d",
+    "ring_of_gaussians",
     "TOY_2D",
     "plants",
     "MissingDataError",
@@ -258,9 +259,30 @@ def subset(*tensors: torch.Tensor, n: int, seed: int | torch.Generator | None = 
     return tuple(t[index] for t in tensors)
 
 
+def ring_of_gaussians(
+    n: int, modes: int = 8, radius: float = 2.0, std: float = 0.02, seed: int | torch.Generator | None = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points ``(n, 2)`` from an equal mixture of ``modes`` Gaussians ``N(c_k, std^2 I)``, and the centres.
+
+    The centres ``c_k = radius (cos 2 pi k / modes, sin 2 pi k / modes)``, ``(modes, 2)``, are returned
+    because counting which modes a model covers needs them (:func:`dgm.gan.count_modes`).
+    ``toy_2d("ring")`` is this mixture with the defaults and ``std = 0.1``.
+    """
+    for name, value in (("n", n), ("modes", modes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    for name, value in (("radius", radius), ("std", std)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"{name}: expected a positive number, got {value!r}")
+    generator = make_generator(seed)
+    angles = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
+    centres = (radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)).float()
+    which = torch.randint(0, modes, (n,), generator=generator)
+    return centres[which] + std * torch.randn(n, 2, generator=generator), centres
+
+
 def _ring(n: int, g: torch.Generator) -> torch.Tensor:
-    centres = torch.stack([torch.cos(torch.arange(8) * math.pi / 4), torch.sin(torch.arange(8) * math.pi / 4)], 1) * 2
-    return centres[torch.randint(0, 8, (n,), generator=g)] + 0.1 * torch.randn(n, 2, generator=g)
+    return ring_of_gaussians(n, std=0.1, seed=g)[0]
 
 
 def _grid(n: int, g: torch.Generator) -> torch.Tensor:

@@ -36,7 +36,7 @@ when the generator is worst, while the non-saturating one is then largest: their
 **Mode collapse.** Nothing in the generator's step rewards variety: each fake is moved
 towards wherever ``D`` is currently most fooled, so all of them may crowd onto one mode;
 ``D`` then learns that this mode is fake, and the crowd moves on. The classic test is a
-mixture of Gaussians on a ring (:func:`ring_of_gaussians`): :func:`count_modes` counts the
+mixture of Gaussians on a ring (:func:`ring_of_gaussians`, from :mod:`dgm.data`): :func:`count_modes` counts the
 modes that receive a fair share of samples, and the fraction of "high quality" samples,
 those within ``3 std`` of some mode (Metz et al. 2017; Srivastava et al. 2017).
 
@@ -79,7 +79,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dgm.blocks import hidden_widths, mlp
+from dgm.data import ring_of_gaussians
 from dgm.device import get_device, make_generator
+from dgm.train import Budget
 
 __all__ = [
     "MLPGenerator",
@@ -176,21 +179,6 @@ def _evaluating(module: nn.Module) -> Iterator[nn.Module]:
 # --- the players ----------------------------------------------------------------------------
 
 
-def _mlp(sizes: Sequence[int], activation: Callable[[], nn.Module]) -> nn.Sequential:
-    """Linear layers of the given widths with ``activation()`` between consecutive ones (none after the last)."""
-    layers: list[nn.Module] = []
-    for width_in, width_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(width_in, width_out), activation()]
-    return nn.Sequential(*layers[:-1])
-
-
-def _widths(hidden: int | Sequence[int]) -> tuple[int, ...]:
-    widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-    if not widths or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):
-        raise ValueError(f"hidden: expected a positive int or a sequence of them, got {hidden!r}")
-    return widths
-
-
 class MLPGenerator(nn.Module):
     """``G``: latent codes ``(B, latent_dim)`` -> points ``(B, out_dim)`` for the toy 1-D/2-D experiments.
 
@@ -205,7 +193,7 @@ class MLPGenerator(nn.Module):
         self.latent_dim = _check_positive_int("latent_dim", latent_dim)
         self.out_shape = (_check_positive_int("out_dim", out_dim),)
         self.num_classes = None
-        self.net = _mlp([latent_dim, *_widths(hidden), out_dim], nn.ReLU)
+        self.net = mlp([latent_dim, *hidden_widths(hidden), out_dim])
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         z = _check_batch(z, (self.latent_dim,), "z", "latent codes")
@@ -224,7 +212,7 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         self.in_shape = (_check_positive_int("in_dim", in_dim),)
         self.num_classes = None
-        self.net = _mlp([in_dim, *_widths(hidden), 1], lambda: nn.LeakyReLU(0.2))
+        self.net = mlp([in_dim, *hidden_widths(hidden), 1], lambda: nn.LeakyReLU(0.2))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = _check_batch(x, self.in_shape, "x", "points")
@@ -468,14 +456,7 @@ def train_gan(
     does not count against ``seconds``. Returns the history: one :func:`gan_step` dict per step.
     Both models are left in eval mode.
     """
-    from dgm.train import _progress
-
-    if steps is None and seconds is None:
-        raise ValueError("train_gan: give a budget, steps=... and/or seconds=...")
-    if steps is not None:
-        _check_positive_int("steps", steps)
-    if seconds is not None and not seconds > 0:
-        raise ValueError(f"seconds: expected a positive number, got {seconds!r}")
+    budget = Budget(steps, seconds, progress=progress)
     device = get_device(device)
     generator.to(device).train()
     discriminator.to(device).train()
@@ -483,22 +464,14 @@ def train_gan(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
     rng = make_generator(seed)
     history: list[dict[str, float]] = []
-    paused = 0.0
 
     def maybe_callback() -> None:
-        nonlocal paused
         if callback is not None and len(history) in callback_at:
-            start = time.perf_counter()
-            with _evaluating(generator):
+            with budget.paused(), _evaluating(generator):
                 callback(len(history), generator)
-            paused += time.perf_counter() - start
 
-    bar = _progress(steps, progress)
-    started = time.perf_counter()
     maybe_callback()
-    while (steps is None or len(history) < steps) and (
-        seconds is None or time.perf_counter() - started - paused < seconds
-    ):
+    for _ in budget:
         batch = next(data)
         if generator.num_classes is not None and len(batch) < 2:
             raise ValueError("data: the generator is conditional, expected batches (x, y) with labels, got (x,)")
@@ -507,11 +480,8 @@ def train_gan(
         if not math.isfinite(stats["d_loss"] + stats["g_loss"]):
             raise FloatingPointError(f"train_gan: a loss became non-finite at step {len(history)}: {stats}")
         history.append(stats)
-        bar.update(1)
-        if len(history) % 20 == 0:
-            bar.set_postfix({key: f"{sum(h[key] for h in history[-20:]) / 20:.3g}" for key in stats})
+        budget.log(**stats)
         maybe_callback()
-    bar.close()
     generator.eval()
     discriminator.eval()
     return history
@@ -652,27 +622,6 @@ def project(
 
 
 # --- mode collapse on a ring of Gaussians ---------------------------------------------------
-
-
-def ring_of_gaussians(
-    n: int, modes: int = 8, radius: float = 2.0, std: float = 0.02, seed: Seed = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` points ``(n, 2)`` from an equal mixture of ``modes`` Gaussians ``N(c_k, std^2 I)``, and the centres.
-
-    The centres ``c_k = radius (cos 2 pi k / modes, sin 2 pi k / modes)``, ``(modes, 2)``.
-    (:func:`dgm.data.toy_2d` ``("ring")`` draws from this mixture with ``std = 0.1`` but does not
-    return its centres, which :func:`count_modes` needs.)
-    """
-    _check_positive_int("n", n)
-    _check_positive_int("modes", modes)
-    for name, value in (("radius", radius), ("std", std)):
-        if not value > 0:
-            raise ValueError(f"{name}: expected a positive number, got {value!r}")
-    generator = make_generator(seed)
-    angles = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
-    centers = (radius * torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)).float()
-    which = torch.randint(0, modes, (n,), generator=generator)
-    return centers[which] + std * torch.randn(n, 2, generator=generator), centers
 
 
 class ModeCount(NamedTuple):

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dgm.blocks import gaussian_kernel
 from dgm.device import make_generator
 from dgm.diffusion import (
     DDPM_NULL_LABEL,
@@ -310,13 +311,6 @@ class Negate(View):
 # --- views that are not orthogonal: they show why orthogonality matters -----------------------
 
 
-def _gaussian_kernel(sigma: float) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    return kernel / kernel.sum()
-
-
 class Blur(View):
     """A circular Gaussian blur, undone by division in the Fourier domain: invertible, not orthogonal
     (it shrinks the noise's variance and correlates neighbouring pixels)."""
@@ -329,7 +323,7 @@ class Blur(View):
 
     def _transfer(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
-        kernel = _gaussian_kernel(self.sigma)
+        kernel = gaussian_kernel(self.sigma, torch.float64)
         row = torch.zeros(height, dtype=torch.float64)
         col = torch.zeros(width, dtype=torch.float64)
         for k, value in enumerate(kernel):
@@ -546,7 +540,8 @@ class GaussianBands:
 
     def components(self, x: torch.Tensor) -> list[torch.Tensor]:
         _check_images("x", x)
-        blurred = [x] + [_blur(x, _gaussian_kernel(s), _gaussian_kernel(s)) for s in self.sigmas]
+        kernels = [gaussian_kernel(sigma, torch.float64) for sigma in self.sigmas]
+        blurred = [x] + [_blur(x, kernel, kernel) for kernel in kernels]
         bands = [blurred[k] - blurred[k + 1] for k in range(len(self.sigmas))] + [blurred[-1]]
         return bands[::-1]
 

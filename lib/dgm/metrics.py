@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dgm.device import get_device, make_generator
+from dgm.device import make_generator
 
 __all__ = [
     "nats_to_bits_per_dim",

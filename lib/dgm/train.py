@@ -20,7 +20,9 @@ import copy
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from torch import nn
 from dgm.data import TEST_BINARIZATION_SEED, binarize, binarized_mnist, mnist
 from dgm.device import get_device, make_generator
 
-__all__ = ["batches", "binarized_batches", "fit", "FitResult", "LearningCurve", "fit_binarized_mnist", "save_checkpoint", "load_checkpoint"]
+__all__ = ["batches", "binarized_batches", "Budget", "fit", "FitResult", "LearningCurve", "fit_binarized_mnist", "save_checkpoint", "load_checkpoint"]
 
 
 def batches(
@@ -147,10 +149,69 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def _progress(total: int | None, enabled: bool):
-    from tqdm.auto import tqdm
+class Budget:
+    """A training budget: iterate over it for the step numbers ``0, 1, 2, ...`` until ``steps`` or
+    ``seconds`` runs out, whichever comes first (at least one must be given), with a tqdm bar.
 
-    return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True, mininterval=1.0)
+    ``log(name=value, ...)`` after a step shows the running means of the last 20 values on the bar;
+    time spent inside ``with budget.paused():`` (drawing samples for a figure, an evaluation) does
+    not count against ``seconds``. A resumed run passes what it had done, ``done_steps`` and
+    ``done_seconds``, and continues from there. ``fraction_done()`` (in [0, 1]) drives a schedule.
+    """
+
+    def __init__(
+        self, steps: int | None = None, seconds: float | None = None, *, progress: bool = True,
+        done_steps: int = 0, done_seconds: float = 0.0,
+    ):
+        if steps is None and seconds is None:
+            raise ValueError("give a budget, steps=... and/or seconds=...")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            raise ValueError(f"steps: expected a positive int, got {steps!r}")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0):
+            raise ValueError(f"seconds: expected a positive number, got {seconds!r}")
+        self.steps, self.seconds, self.progress = steps, seconds, progress
+        self.done = done_steps
+        self._done_seconds = done_seconds
+        self._origin: float | None = None  # the clock reading at which `elapsed` was 0
+        self._recent: dict[str, deque[float]] = {}
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of training so far (paused time left out)."""
+        return self._done_seconds if self._origin is None else time.perf_counter() - self._origin
+
+    def fraction_done(self) -> float:
+        return max(self.done / self.steps if self.steps else 0.0, self.elapsed / self.seconds if self.seconds else 0.0)
+
+    def __iter__(self) -> Iterator[int]:
+        from tqdm.auto import tqdm
+
+        self._origin = time.perf_counter() - self._done_seconds
+        with tqdm(total=self.steps, disable=not self.progress, unit="step", dynamic_ncols=True, mininterval=1.0) as bar:
+            bar.update(self.done)
+            while self.fraction_done() < 1.0:
+                yield self.done
+                self.done += 1
+                bar.update(1)
+                if self.done % 20 == 0 and self._recent:
+                    bar.set_postfix({k: f"{sum(v) / len(v):.4g}" for k, v in self._recent.items()}, refresh=False)
+        self._done_seconds = self.elapsed
+        self._origin = None
+
+    def log(self, **values: float) -> None:
+        """Record this step's numbers (losses) for the bar's running means."""
+        for name, value in values.items():
+            self._recent.setdefault(name, deque(maxlen=20)).append(float(value))
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Time spent inside does not count against ``seconds``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._origin is not None:
+                self._origin += time.perf_counter() - start
 
 
 def fit(
@@ -188,12 +249,7 @@ def fit(
     or log samples; it gets the EMA model when there is one); its time does not
     count against the ``seconds`` budget.
     """
-    if steps is None and seconds is None:
-        raise ValueError("fit: give a budget, steps=... and/or seconds=...")
-    if steps is not None and (not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"steps: expected a positive int, got {steps!r}")
-    if seconds is not None and seconds <= 0:
-        raise ValueError(f"seconds: expected a positive number, got {seconds!r}")
+    budget = Budget(steps, seconds, progress=progress)  # checks the budget before any work
     device = get_device(device)
     model.to(device).train()
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
@@ -206,9 +262,7 @@ def fit(
         if ema is not None and "ema" in state:
             ema.load_state_dict(state["ema"])
         result.steps, result.seconds, result.losses = int(state["step"]), float(state["seconds"]), state["losses"]
-
-    def fraction_done() -> float:
-        return max(result.steps / steps if steps else 0.0, result.seconds / seconds if seconds else 0.0)
+        budget = Budget(steps, seconds, progress=progress, done_steps=result.steps, done_seconds=result.seconds)
 
     def save() -> None:
         if checkpoint is not None:
@@ -218,13 +272,11 @@ def fit(
                 step=result.steps, seconds=result.seconds, losses=result.losses, **extra,
             )
 
-    bar = _progress(steps, progress)
-    bar.update(result.steps)
-    started, last_save = time.perf_counter() - result.seconds, time.perf_counter()
-    while fraction_done() < 1.0:
+    last_save = time.perf_counter()
+    for _ in budget:
         scale = min(1.0, (result.steps + 1) / warmup) if warmup else 1.0
         if decay:
-            scale *= 0.5 * (1.0 + math.cos(math.pi * fraction_done()))
+            scale *= 0.5 * (1.0 + math.cos(math.pi * budget.fraction_done()))
         for group in optimizer.param_groups:
             group["lr"] = lr * scale
         batch = tuple(t.to(device, non_blocking=True) for t in next(data))
@@ -246,20 +298,16 @@ def fit(
                 for averaged, current in zip(ema.buffers(), model.buffers()):
                     averaged.copy_(current)
         result.steps += 1
-        result.seconds = time.perf_counter() - started
+        result.seconds = budget.elapsed
         result.losses.append(loss.item())
-        bar.update(1)
-        if result.steps % 20 == 0:
-            bar.set_postfix(loss=f"{sum(result.losses[-20:]) / 20:.4g}")
+        budget.log(loss=result.losses[-1])
         if callback is not None and callback_every and result.steps % callback_every == 0:
-            paused = time.perf_counter()
-            callback(result.steps, ema if ema is not None else model)
+            with budget.paused():  # evaluation time is not training time
+                callback(result.steps, ema if ema is not None else model)
             model.train()
-            started += time.perf_counter() - paused  # evaluation time is not training time
         if time.perf_counter() - last_save > checkpoint_every:
             save()
             last_save = time.perf_counter()
-    bar.close()
     save()
     model.eval()
     return result

@@ -96,17 +96,17 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dgm.blocks import gaussian_kernel
 from dgm.device import get_device, make_generator
 from dgm.gan import discriminator_loss, generator_loss_nonsaturating
-from dgm.train import batches
+from dgm.train import Budget, batches
 
 __all__ = [
     "UNetGenerator",
@@ -594,13 +594,6 @@ def edges(images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return (_per_channel(images, magnitude) > threshold).to(images.dtype)
 
 
-def _gaussian_kernel(sigma: float) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    return kernel / kernel.sum()
-
-
 def degrade(
     images: torch.Tensor, seed: Seed = 0, blur: float = 1.5, occlusion: int = 10, noise: float = 0.1
 ) -> torch.Tensor:
@@ -620,7 +613,7 @@ def degrade(
     generator = make_generator(seed)
     out = images
     if blur:
-        kernel = _gaussian_kernel(blur).to(images)
+        kernel = gaussian_kernel(blur).to(images)
         radius = len(kernel) // 2
 
         def blurred(x: torch.Tensor) -> torch.Tensor:
@@ -688,27 +681,6 @@ def translate(generator: nn.Module, images: torch.Tensor, batch_size: int = 500)
     return torch.cat(outputs)
 
 
-def _budget(steps: int | None, seconds: float | None, progress: bool, history: dict[str, list[float]]) -> Iterator[int]:
-    """Step numbers until ``steps`` or ``seconds`` runs out (whichever first), with a tqdm bar that
-    shows the running means of ``history``'s losses."""
-    from tqdm.auto import tqdm
-
-    if steps is None and seconds is None:
-        raise ValueError("give a budget, steps=... and/or seconds=...")
-    if steps is not None:
-        _check_positive_int(steps, "steps")
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0):
-        raise ValueError(f"seconds: expected a positive number, got {seconds!r}")
-    started, step = time.perf_counter(), 0
-    with tqdm(total=steps, disable=not progress, unit="step", dynamic_ncols=True, mininterval=1.0) as bar:
-        while (steps is None or step < steps) and (seconds is None or time.perf_counter() - started < seconds):
-            yield step
-            step += 1
-            bar.update(1)
-            if step % 20 == 0:
-                bar.set_postfix({name: f"{sum(v[-20:]) / 20:.3g}" for name, v in history.items()}, refresh=False)
-
-
 def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     if not torch.isfinite(loss):
         raise FloatingPointError(f"the loss became {loss.item()}")
@@ -747,6 +719,7 @@ def train_pix2pix(
     _check_weight(l1_weight, "l1_weight")
     if gan and discriminator is None:
         raise ValueError("discriminator: expected a module when gan=True, got None")
+    budget = Budget(steps, seconds, progress=progress)
     device = get_device(device)
     torch.manual_seed(seed)  # dropout draws from the global generator
     models = [generator] + ([discriminator] if gan else [])
@@ -756,13 +729,14 @@ def train_pix2pix(
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas) if gan else None
     history: dict[str, list[float]] = {"l1": [], **({"gan": [], "d": []} if gan else {})}
     data = batches(sources, targets, batch_size=batch_size, seed=seed)
-    for _ in _budget(steps, seconds, progress, history):
+    for _ in budget:
         source, target = (_to_model(t.to(device)) for t in next(data))
         fake = generator(source)
         if not gan:
             l1 = _mean_absolute_error(target, fake, ("target", "fake"))
             _update(g_optimizer, l1)
             history["l1"].append(l1.item())
+            budget.log(l1=history["l1"][-1])
             continue
         d_loss = pix2pix_discriminator_loss(
             _conditional(discriminator, source, target), _conditional(discriminator, source, fake.detach())
@@ -772,6 +746,7 @@ def train_pix2pix(
         _update(g_optimizer, loss.total)
         for name, value in (("l1", loss.l1), ("gan", loss.gan), ("d", d_loss)):
             history[name].append(value.item())
+            budget.log(**{name: history[name][-1]})
     for model in models:
         model.eval()
     return history
@@ -796,6 +771,7 @@ def train_cyclegan(
     """
     _check_data(domain_a, "domain_a")
     _check_data(domain_b, "domain_b")
+    budget = Budget(steps, seconds, progress=progress)
     device = get_device(device)
     torch.manual_seed(seed)
     generators, discriminators = (g_ab, g_ba), (d_a, d_b)
@@ -809,7 +785,7 @@ def train_cyclegan(
     stream_b = batches(domain_b, batch_size=batch_size, seed=generator)
     names = ("total", "adversarial", "cycle", "identity", "d_a", "d_b")
     history: dict[str, list[float]] = {name: [] for name in names}
-    for _ in _budget(steps, seconds, progress, history):
+    for _ in budget:
         (real_a,), (real_b,) = next(stream_a), next(stream_b)
         real_a, real_b = _to_model(real_a.to(device)), _to_model(real_b.to(device))
         loss = cyclegan_generator_loss(g_ab, g_ba, d_a, d_b, real_a, real_b, lambda_cycle, lambda_identity)
@@ -819,6 +795,7 @@ def train_cyclegan(
         _update(d_optimizer, d_loss_a + d_loss_b)
         for name, value in zip(names, (*loss[:4], d_loss_a, d_loss_b)):
             history[name].append(value.item())
+            budget.log(**{name: history[name][-1]})
     for model in (*generators, *discriminators):
         model.eval()
     return history

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dgm.blocks import hidden_widths, mlp
 from dgm.device import make_generator
 
 __all__ = [
@@ -92,21 +93,6 @@ def _check_codes(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
     if not torch.is_tensor(z) or z.ndim != 2 or z.shape[1] != latent_dim:
         raise ValueError(f"z: expected latent codes of shape (B, {latent_dim}), got {_shape(z)}")
     return z
-
-
-def _mlp(sizes: Sequence[int]) -> nn.Sequential:
-    """Linear layers of the given widths with a ReLU between consecutive ones (none after the last)."""
-    layers: list[nn.Module] = []
-    for width_in, width_out in zip(sizes[:-1], sizes[1:]):
-        layers += [nn.Linear(width_in, width_out), nn.ReLU()]
-    return nn.Sequential(*layers[:-1])
-
-
-def _hidden_widths(hidden: int | Sequence[int]) -> tuple[int, ...]:
-    widths = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-    if not widths or any(not isinstance(w, int) or w < 1 for w in widths):
-        raise ValueError(f"hidden: expected a positive int or a sequence of them, got {hidden!r}")
-    return widths
 
 
 def _log_normal(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -207,10 +193,10 @@ class Autoencoder(nn.Module):
 
     def __init__(self, latent_dim: int = 32, hidden: int | Sequence[int] = 512):
         super().__init__()
-        widths = _hidden_widths(hidden)
+        widths = hidden_widths(hidden)
         self.latent_dim = latent_dim
-        self.encoder = _mlp([PIXELS, *widths, latent_dim])
-        self.decoder = _mlp([latent_dim, *reversed(widths), PIXELS])
+        self.encoder = mlp([PIXELS, *widths, latent_dim])
+        self.decoder = mlp([latent_dim, *reversed(widths), PIXELS])
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(_flatten_images(x))
@@ -303,10 +289,10 @@ class VAE(nn.Module):
             raise ValueError(f"likelihood: expected 'bernoulli' or 'gaussian', got {likelihood!r}")
         if std <= 0:
             raise ValueError(f"std: expected a positive standard deviation, got {std!r}")
-        widths = _hidden_widths(hidden)
+        widths = hidden_widths(hidden)
         self.latent_dim, self.likelihood, self.std = latent_dim, likelihood, std
-        self.encoder = _mlp([PIXELS, *widths, 2 * latent_dim])
-        self.decoder = _mlp([latent_dim, *reversed(widths), PIXELS])
+        self.encoder = mlp([PIXELS, *widths, 2 * latent_dim])
+        self.decoder = mlp([latent_dim, *reversed(widths), PIXELS])
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(_flatten_images(x)).chunk(2, dim=1)
