@@ -4,7 +4,8 @@
 #   make course              the main job: execute, release, autograde, render (FULL=1 for full budgets)
 #   make test                unit tests and the notebook pipeline
 #   make release             regenerate notebooks/ from solutions/
-#   make grade SUBMISSIONS=dir [OUT=build/grades]
+#   make grade SUBMISSIONS=dir [OUT=build/grades] [JOBS=1]   (see docs/instructors.md)
+#   make validate NB=notebooks/<id>/<id>.ipynb               a student's check before submitting
 #   make lab                 Jupyter Lab on the student notebooks
 #   make bench               benchmarks: prints a table, writes bench/results.json
 
@@ -19,8 +20,9 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed-dgm
 OUT ?= build/grades
+JOBS ?= 1
 
-.PHONY: venv course test release grade lab bench clean
+.PHONY: venv course test release grade validate lab bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,7 +43,11 @@ release: $(STAMP)
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<dir of <student>/<assignment>/<assignment>.ipynb>"; exit 2; }
-	$(PY) -m dgm.course grade "$(SUBMISSIONS)" --out "$(OUT)"
+	$(PY) -m dgm.course grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS)
+
+validate: $(STAMP)
+	@test -n "$(NB)" || { echo "usage: make validate NB=notebooks/<id>/<id>.ipynb"; exit 2; }
+	$(PY) -m dgm.course validate "$(NB)"
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

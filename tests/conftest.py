@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 from pathlib import Path
 
 import pytest
+
+from dgm.course.notebooks import hidden_test_span, strip_hidden_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,3 +31,20 @@ def shared_mnist() -> Path | None:
     """The MNIST mirror if DGM_DATA points at one (as CI does), else None."""
     folder = Path(os.environ.get("DGM_DATA", "/nonexistent")) / "mnist"
     return folder if (folder / "t10k-images-idx3-ubyte.gz").exists() else None
+
+
+def hidden_lines_of(nb) -> list[str]:
+    """The distinctive lines inside hidden-test regions that appear nowhere else in the notebook."""
+    lines, visible = [], set()
+    for cell in nb.cells:
+        visible.update(line.strip() for line in strip_hidden_tests(cell.source).splitlines())
+        span = hidden_test_span(cell.source)
+        if span:
+            body = cell.source.splitlines()[span[0] : span[1] - 1]
+            lines += [line.strip() for line in body if len(line.strip()) > 25]
+    return [line for line in lines if line not in visible]
+
+
+def page_text(path: Path) -> str:
+    """The text a reader sees on an HTML page (tags removed, entities decoded)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))

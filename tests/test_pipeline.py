@@ -9,18 +9,16 @@ fresh one and leaks nothing; feedback never shows hidden tests.
 
 from __future__ import annotations
 
-import html
 import json
-import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import nbformat
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, hidden_lines_of, page_text
 from dgm.course import grading
-from dgm.course.notebooks import assignment_ids, hidden_test_span, source_notebook, strip_hidden_tests
+from dgm.course.notebooks import assignment_ids, source_notebook
 
 IDS = assignment_ids(ROOT)
 pytestmark = pytest.mark.pipeline
@@ -35,7 +33,7 @@ def pipeline(tmp_path_factory):
     for assignment in IDS:
         submissions[("solution", assignment)] = source_notebook(assignment, ROOT)
         submissions[("blank", assignment)] = course / "notebooks" / assignment / f"{assignment}.ipynb"
-    results = grading.autograde(submissions, work / "grade", ROOT, feedback=True)
+    results = grading.autograde(submissions, work / "grade", ROOT, feedback=True, jobs=2)
     return SimpleNamespace(
         release=course / "notebooks",
         graded=work / "grade",
@@ -100,25 +98,13 @@ def test_release_leaks_no_solution_hidden_test_or_output(assignment):
     assert hidden_lines and not any(line in text for line in hidden_lines)
 
 
-def hidden_lines_of(nb) -> list[str]:
-    """The distinctive lines inside hidden-test regions that appear nowhere else in the notebook."""
-    lines, visible = [], set()
-    for cell in nb.cells:
-        visible.update(line.strip() for line in strip_hidden_tests(cell.source).splitlines())
-        span = hidden_test_span(cell.source)
-        if span:
-            body = cell.source.splitlines()[span[0] : span[1] - 1]
-            lines += [line.strip() for line in body if len(line.strip()) > 25]
-    return [line for line in lines if line not in visible]
-
-
 @pytest.mark.parametrize("assignment", IDS)
 def test_feedback_shows_no_hidden_tests(pipeline, assignment):
     hidden = hidden_lines_of(nbformat.read(source_notebook(assignment, ROOT), 4))
     for student in ("solution", "blank"):
         page = pipeline.graded / "feedback" / student / assignment / f"{assignment}.html"
         assert page.exists(), f"no feedback written for {student}"
-        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        text = page_text(page)
         assert "HIDDEN TESTS" not in text
         leaked = [line for line in hidden if line in text]
         assert not leaked, f"feedback for {student} shows hidden test lines: {leaked[:3]}"

@@ -3,8 +3,9 @@
     python -m dgm.course course [--full] [IDS...]   the main job: execute, release, grade, render
     python -m dgm.course release [IDS...]           regenerate notebooks/ from solutions/
     python -m dgm.course check [IDS...]             grade solution and blank release (no repo changes)
-    python -m dgm.course grade SUBMISSIONS [--out DIR]
+    python -m dgm.course grade SUBMISSIONS [--out DIR] [--jobs N] [--cell-timeout S] [--notebook-timeout S] [--memory-gb G]
                                                     autograde <SUBMISSIONS>/<student>/<id>/<id>.ipynb
+    python -m dgm.course validate NOTEBOOK          a student's check: run it, report failing tests (exit 1)
 """
 
 from __future__ import annotations
@@ -130,25 +131,45 @@ def command_grade(args) -> int:
         print(f"SUBMISSIONS: {folder} is not a folder of <student>/<assignment>/<assignment>.ipynb", file=sys.stderr)
         return 2
     known = set(assignment_ids())
-    submissions = {}
+    submissions, skipped = {}, []
     for path in sorted(folder.glob("*/*/*.ipynb")):
         student, assignment = path.parent.parent.name, path.parent.name
         if assignment in known and path.stem == assignment:
             submissions[(student, assignment)] = path
+        else:
+            skipped.append(path)
+    for path in skipped:
+        print(f"skipped {path.relative_to(folder)} (expected <student>/<assignment>/<assignment>.ipynb "
+              f"with a known assignment)", file=sys.stderr)
     if not submissions:
         print(f"no submissions found under {folder} (expected <student>/<assignment>/<assignment>.ipynb)", file=sys.stderr)
         return 2
+    limits = grading.Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout, memory_gb=args.memory_gb)
     out = Path(args.out).resolve()
+    print(f"grading {len(submissions)} submissions, {args.jobs} at a time ...", flush=True)
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
-        results = grading.autograde(submissions, Path(tmp) / "course")
-        if (Path(tmp) / "course" / "feedback").exists():
-            shutil.copytree(Path(tmp) / "course" / "feedback", out / "feedback", dirs_exist_ok=True)
+        results = grading.autograde(submissions, Path(tmp) / "course", limits=limits, jobs=args.jobs, progress=True)
+        for r in results:  # replace, never mix, an earlier run's feedback
+            target = out / "feedback" / r.student / r.assignment
+            shutil.rmtree(target, ignore_errors=True)
+            produced = Path(tmp) / "course" / "feedback" / r.student / r.assignment
+            if produced.exists():
+                shutil.copytree(produced, target)
     csv_path = grading.write_gradebook_csv(results, out / "grades.csv")
-    for r in results:
-        detail = f"{r.auto_score:g}/{r.auto_max:g} auto" if r.status == "graded" else r.reason
-        print(f"{r.student:20s} {r.assignment:20s} {r.status:8s} {detail}")
+    failed = sum(r.status != "graded" for r in results)
+    print(f"{len(results) - failed} graded, {failed} FAILED in {time.perf_counter() - start:.0f} s")
     print(f"gradebook: {csv_path}\nfeedback:  {out / 'feedback'}")
     return 0
+
+
+def command_validate(args) -> int:
+    from dgm.course.validation import describe, validate
+
+    print(f"running {args.notebook} from the top in a fresh kernel (fast mode), as the grader will ...", flush=True)
+    report = validate(args.notebook, cell_seconds=args.cell_timeout)
+    print(describe(report))
+    return 2 if report.problem else (0 if report.passed else 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,7 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     grade = commands.add_parser("grade", help="autograde a folder of submissions")
     grade.add_argument("submissions")
     grade.add_argument("--out", default="build/grades")
+    defaults = grading.Limits()
+    grade.add_argument("--jobs", type=int, default=1, help="submissions graded side by side (default 1)")
+    grade.add_argument("--cell-timeout", type=int, default=defaults.cell_seconds, help="seconds per cell")
+    grade.add_argument("--notebook-timeout", type=int, default=defaults.notebook_seconds, help="seconds per notebook")
+    grade.add_argument("--memory-gb", type=float, default=defaults.memory_gb, help="memory limit of the kernel")
     grade.set_defaults(run=command_grade)
+    validate = commands.add_parser("validate", help="run a notebook and report its failing tests (exit 1 if any)")
+    validate.add_argument("notebook")
+    validate.add_argument("--cell-timeout", type=int, default=defaults.cell_seconds, help="seconds per cell")
+    validate.set_defaults(run=command_validate)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -1,35 +1,70 @@
-"""Release and autograde with nbgrader, in a throwaway course directory.
+"""Release and autograde with nbgrader, one submission at a time, each in a throwaway course.
 
-Grading never happens inside the repository. :func:`autograde` builds a fresh
-course directory (``nbgrader_config.py`` + the needed ``solutions/<id>/``),
-lets nbgrader record the assignments in a new gradebook, deletes the sources
-again, and only then copies the submissions in and runs them. So a submission
-cannot read ``solutions/``, the instructor's gradebook, or the other
-assignments' sources, and graded runs never touch ``notebooks/``.
+Grading never happens inside the repository. :func:`autograde` builds a template course
+directory (``nbgrader_config.py`` + the needed ``solutions/<id>/``), lets nbgrader record the
+assignments in a new gradebook, and deletes the sources again. Each submission is then graded in
+its own copy of that template, by its own ``nbgrader autograde`` process, so that
 
-Every submission ends as a :class:`GradeResult`: ``graded`` with per-cell
-points, or ``FAILED`` with the reason (never a silent 0).
+- a submission cannot read ``solutions/``, the instructor's gradebook or other students' work,
+  and cannot spoil anyone else's grade;
+- every submission runs under :class:`Limits`: a per-cell timeout (nbgrader interrupts the
+  kernel), a wall-clock limit for the whole notebook (after which the process group, kernel
+  included, is killed), a memory limit (``RLIMIT_AS``, via :mod:`dgm.course.limited`) and a cap
+  on the output lines kept per cell;
+- one submission that hangs, crashes or exhausts its memory ends as ``FAILED`` with the reason,
+  and the batch goes on; ``jobs`` submissions can be graded side by side.
+
+Every submission ends as a :class:`GradeResult`: ``graded`` with per-cell points, or ``FAILED``
+with the reason (never a silent 0). Graded notebooks, feedback and logs are collected under the
+work folder as ``autograded/<student>/<id>/``, ``feedback/<student>/<id>/`` and ``logs/``.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+
 from dgm.course.notebooks import assignment_ids, kernel_env, repo_root, source_notebook
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may use while it is graded.
+
+    ``cell_seconds``: per cell, after which nbgrader interrupts the kernel (the cell scores 0, the
+    rest of the notebook runs); ``notebook_seconds``: for the whole notebook, after which the
+    grading process and its kernel are killed (FAILED: a cell that ignores interrupts);
+    ``memory_gb``: address space of the kernel (an allocation beyond it raises ``MemoryError``)
+    and of nbgrader; ``output_lines``: lines of output kept per cell in the graded notebook.
+    """
+
+    cell_seconds: int = 300
+    notebook_seconds: int = 1800
+    memory_gb: float = 6.0
+    output_lines: int = 1000
+
+    def nbgrader_options(self) -> list[str]:
+        return [f"--Execute.timeout={self.cell_seconds}", f"--LimitOutput.max_lines={self.output_lines}"]
 
 
 @dataclass
 class GradeResult:
     """The outcome of grading one student's notebook for one assignment.
 
-    ``auto_score``/``auto_max``: points of autograded test cells; ``manual_max``:
-    points that need a human (written answers); ``cells``: grade_id -> (score or
-    None if not graded yet, max points).
+    ``auto_score``/``auto_max``: points of autograded test cells; ``manual_max``: points that need
+    a human (written answers); ``cells``: grade_id -> (score, or None if not graded yet, max
+    points); ``first_error``: the first error raised outside the test cells (e.g. an import that
+    failed), which usually explains lost points; ``seconds``: wall time of the grading.
     """
 
     student: str
@@ -40,16 +75,22 @@ class GradeResult:
     auto_max: float = 0.0
     manual_max: float = 0.0
     cells: dict[str, tuple[float | None, float]] = field(default_factory=dict)
+    first_error: str = ""
+    seconds: float = 0.0
+
+
+def nbgrader_command(args: list[str], limits: Limits | None = None) -> list[str]:
+    """The command line of ``nbgrader <args>``, run under ``limits`` when given."""
+    command = [sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"]
+    if limits is None:
+        return command
+    return [sys.executable, "-m", "dgm.course.limited", str(limits.memory_gb), *command, *limits.nbgrader_options()]
 
 
 def run_nbgrader(args: list[str], course: Path, fast: bool = True) -> subprocess.CompletedProcess:
     """Run ``nbgrader <args>`` in ``course`` (so it reads that folder's nbgrader_config.py)."""
     return subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"],
-        cwd=course,
-        env=kernel_env(fast),
-        capture_output=True,
-        text=True,
+        nbgrader_command(args), cwd=course, env=kernel_env(fast), capture_output=True, text=True
     )
 
 
@@ -87,36 +128,141 @@ def release(root: Path | None = None, ids: list[str] | None = None) -> list[Path
     return [root / "notebooks" / i / f"{i}.ipynb" for i in ids]
 
 
-def read_results(course: Path, students: list[str], assignment: str) -> list[GradeResult]:
-    """Scores of ``students`` for ``assignment`` from the course's gradebook (FAILED if absent)."""
+def read_results(course: Path, student: str, assignment: str) -> GradeResult:
+    """The scores of ``student`` for ``assignment`` in the course's gradebook (FAILED if absent)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    results = []
+    result = GradeResult(student, assignment)
+    if not (course / "autograded" / student / assignment / f"{assignment}.ipynb").exists():
+        result.reason = "nbgrader produced no graded notebook"
+        return result
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        for student in students:
-            result = GradeResult(student, assignment)
-            autograded = course / "autograded" / student / assignment / f"{assignment}.ipynb"
-            if not autograded.exists():
-                result.reason = "nbgrader produced no graded notebook (see the grading log)"
-                results.append(result)
-                continue
-            try:
-                notebook = gradebook.find_submission_notebook(assignment, assignment, student)
-            except MissingEntry:
-                result.reason = "no submission recorded in the gradebook"
-                results.append(result)
-                continue
-            for grade in notebook.grades:
-                automatic = grade.cell.cell_type == "code"
-                result.cells[grade.name] = (grade.score if not grade.needs_manual_grade else None, grade.max_score)
-                if automatic:
-                    result.auto_score += grade.score
-                    result.auto_max += grade.max_score
-                else:
-                    result.manual_max += grade.max_score
-            result.status = "graded"
-            results.append(result)
-    return results
+        try:
+            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+        except MissingEntry:
+            result.reason = "no submission recorded in the gradebook"
+            return result
+        for grade in notebook.grades:
+            result.cells[grade.name] = (grade.score if not grade.needs_manual_grade else None, grade.max_score)
+            if grade.cell.cell_type == "code":
+                result.auto_score += grade.score
+                result.auto_max += grade.max_score
+            else:
+                result.manual_max += grade.max_score
+    result.status = "graded"
+    return result
+
+
+def first_error(notebook: nbformat.NotebookNode) -> str:
+    """``"cell N: Name: message"`` for the first error raised outside the graded test cells, or ``""``."""
+    for index, cell in enumerate(notebook.cells):
+        grading = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or (grading.get("grade") and not grading.get("solution")):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip().rstrip(":")
+                if output.get("ename") == "KeyboardInterrupt":  # what nbgrader's interrupt raises
+                    message += " (the cell ran past the cell timeout and was interrupted)"
+                return f"cell {index}: {message}"[:300]
+    return ""
+
+
+def failure_reason(log: str, limits: Limits) -> str:
+    """Why nbgrader produced no grade, read from its log, in words an instructor can act on."""
+    if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log:
+        return "the kernel died while running the notebook (os._exit, a crash, or memory beyond the limit)"
+    if "CellTimeoutError" in log:
+        return f"timed out: a cell ran past the {limits.cell_seconds} s cell timeout and ignored the interrupt"
+    if "MemoryError" in log:
+        return f"out of memory in the grader (limit {limits.memory_gb:g} GB)"
+    if "NotJSONError" in log or "JSONDecodeError" in log or "not valid JSON" in log:
+        return "not a readable notebook (the file is not valid notebook JSON)"
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["nbgrader exited without a message"])[-1][:300]
+
+
+def _unreadable(path: Path) -> str:
+    """Why ``path`` is not a notebook nbgrader can grade, or ``""`` if it is one."""
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception as err:  # any parse or schema error: the file cannot be graded
+        return f"not a readable notebook ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
+    return ""
+
+
+def _run_limited(command: list[str], course: Path, env: dict[str, str], seconds: int, log: Path) -> int | None:
+    """Run ``command`` in its own process group with output to ``log``; None if it ran past ``seconds``
+    (then the whole group, the kernel included, is killed)."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=course, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if hasattr(os, "killpg"):  # also ends a kernel that outlived nbgrader
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            process.wait()
+
+
+def _tail(path: Path, size: int = 65536) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - size))
+        return handle.read().decode("utf-8", "replace")
+
+
+def _grade_one(
+    template: Path, student: str, assignment: str, notebook: Path, workdir: Path,
+    limits: Limits, feedback: bool, threads: int,
+) -> GradeResult:
+    start = time.perf_counter()
+    result = GradeResult(student, assignment)
+    problem = _unreadable(notebook)
+    if problem:
+        result.reason = problem
+        return result
+    course = workdir / "runs" / f"{student}--{assignment}"
+    shutil.rmtree(course, ignore_errors=True)
+    course.mkdir(parents=True)
+    for name in ("nbgrader_config.py", "gradebook.db"):
+        shutil.copy2(template / name, course / name)
+    submitted = course / "submitted" / student / assignment
+    submitted.mkdir(parents=True)
+    shutil.copy2(notebook, submitted / f"{assignment}.ipynb")
+    env = dict(kernel_env(True), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    log = workdir / "logs" / f"{student}--{assignment}.log"
+    command = nbgrader_command(["autograde", assignment, f"--student={student}", "--create", "--force"], limits)
+    code = _run_limited(command, course, env, limits.notebook_seconds, log)
+    if code is None:
+        result.reason = (
+            f"timed out: grading the notebook took longer than {limits.notebook_seconds} s "
+            f"(a cell that never ends and ignores interrupts?)"
+        )
+    else:
+        result = read_results(course, student, assignment)
+        if result.status == "FAILED":
+            result.reason = failure_reason(_tail(log), limits)
+    if result.status == "graded":
+        graded = course / "autograded" / student / assignment
+        result.first_error = first_error(nbformat.read(graded / f"{assignment}.ipynb", as_version=4))
+        if feedback:
+            _run_limited(
+                nbgrader_command(["generate_feedback", assignment, f"--student={student}", "--force"], limits),
+                course, env, limits.notebook_seconds, workdir / "logs" / f"{student}--{assignment}-feedback.log",
+            )
+        for kind in ("autograded", "feedback"):
+            if (course / kind / student / assignment).exists():
+                target = workdir / kind / student / assignment
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(course / kind / student / assignment, target)
+    shutil.rmtree(course, ignore_errors=True)
+    result.seconds = time.perf_counter() - start
+    return result
 
 
 def autograde(
@@ -124,50 +270,54 @@ def autograde(
     workdir: Path,
     root: Path | None = None,
     feedback: bool = True,
+    limits: Limits = Limits(),
+    jobs: int = 1,
+    progress: bool = False,
 ) -> list[GradeResult]:
-    """Autograde ``{(student, assignment): notebook path}`` in the fresh course ``workdir``.
+    """Autograde ``{(student, assignment): notebook path}`` in the fresh folder ``workdir``.
 
-    Runs in fast mode (``DGM_FAST=1``). With ``feedback``, HTML feedback is
-    written to ``workdir/feedback/<student>/<assignment>/``. Returns one result
-    per submission, in the order given.
+    Runs in fast mode (``DGM_FAST=1``), each submission in its own throwaway course under
+    ``limits``, ``jobs`` at a time (each with ``cpu_count // jobs`` threads). With ``feedback``,
+    HTML feedback is written to ``workdir/feedback/<student>/<assignment>/``. Returns one
+    result per submission, in the order given; re-running on the same ``workdir`` starts afresh.
     """
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: expected a positive int, got {jobs!r}")
     ids = sorted({assignment for _, assignment in submissions})
-    course = new_course(workdir, ids, root)
-    generate_release(course, ids)
-    shutil.rmtree(course / "solutions")
-    shutil.rmtree(course / "notebooks")
-    for (student, assignment), path in submissions.items():
-        target = course / "submitted" / student / assignment
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target / f"{assignment}.ipynb")
-    results: dict[tuple[str, str], GradeResult] = {}
-    for assignment in ids:
-        students = [s for s, a in submissions if a == assignment]
-        log = run_nbgrader(["autograde", assignment, "--create", "--force"], course)
-        (course / f"autograde-{assignment}.log").write_text(log.stdout + log.stderr)
-        if feedback:
-            run_nbgrader(["generate_feedback", assignment, "--force"], course)
-        for result in read_results(course, students, assignment):
-            if result.status == "FAILED":
-                result.reason += f": {_last_error(log.stderr)}"
-            results[(result.student, assignment)] = result
-    return [results[key] for key in submissions]
+    workdir.mkdir(parents=True, exist_ok=True)
+    template = workdir / "template"
+    shutil.rmtree(template, ignore_errors=True)
+    new_course(template, ids, root)
+    generate_release(template, ids)
+    shutil.rmtree(template / "solutions")
+    shutil.rmtree(template / "notebooks")
+    (workdir / "logs").mkdir(exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
 
+    def grade(item: tuple[tuple[str, str], Path]) -> GradeResult:
+        (student, assignment), path = item
+        result = _grade_one(template, student, assignment, Path(path), workdir, limits, feedback, threads)
+        if progress:
+            detail = f"{result.auto_score:g}/{result.auto_max:g}" if result.status == "graded" else result.reason
+            print(f"  {student:20s} {assignment:20s} {result.status:7s} {detail} ({result.seconds:.0f} s)", flush=True)
+        return result
 
-def _last_error(log: str) -> str:
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or ["no log output"])[-1][:300]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(grade, submissions.items()))
 
 
 def write_gradebook_csv(results: list[GradeResult], path: Path) -> Path:
-    """One row per (student, assignment): status, reason, points, and every cell's points."""
+    """One row per (student, assignment): status, reason, points, the first error, and every cell's points."""
     cells = sorted({cell for r in results for cell in r.cells})
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "assignment", "status", "reason", "auto_score", "auto_max", "manual_max", *cells])
+        writer.writerow(
+            ["student", "assignment", "status", "reason", "auto_score", "auto_max", "manual_max", "first_error", *cells]
+        )
         for r in results:
             points = [("" if r.cells.get(c, (None,))[0] is None else r.cells[c][0]) for c in cells]
-            writer.writerow([r.student, r.assignment, r.status, r.reason, r.auto_score, r.auto_max, r.manual_max, *points])
+            writer.writerow(
+                [r.student, r.assignment, r.status, r.reason, r.auto_score, r.auto_max, r.manual_max, r.first_error, *points]
+            )
     return path
