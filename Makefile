@@ -8,6 +8,7 @@
 #   make validate NB=notebooks/<id>/<id>.ipynb               a student's check before submitting
 #   make lab                 Jupyter Lab on the student notebooks
 #   make bench               benchmarks: prints a table, writes bench/results.json
+#   make book                the self-study site in build/book/html/ (FULL=1 for full budgets)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,12 +23,12 @@ STAMP := $(VENV)/.installed-dgm
 OUT ?= build/grades
 JOBS ?= 1
 
-.PHONY: venv course test release grade validate lab bench clean
+.PHONY: venv course test release grade validate lab bench book clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
-	$(PY) -m pip install --quiet -e ".[course,dev]"
+	$(PY) -m pip install --quiet -e ".[course,dev,book]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -54,6 +55,9 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+book: $(STAMP)
+	$(PY) -m dgm.course book $(if $(FULL),--full,)
 
 clean:
 	rm -rf build .pytest_cache

@@ -6,12 +6,35 @@ import html
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from dgm.course.notebooks import hidden_test_span, strip_hidden_tests
+from dgm.course import grading
+from dgm.course.notebooks import assignment_ids, hidden_test_span, source_notebook, strip_hidden_tests
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory):
+    """Every assignment released into a throwaway course, and each solution and blank release
+    autograded in fast mode with feedback (shared by the pipeline and book tests: the graded
+    solutions are the executed notebooks the book is built from)."""
+    ids = assignment_ids(ROOT)
+    work = tmp_path_factory.mktemp("pipeline")
+    course = grading.new_course(work / "release", ids, ROOT)
+    grading.generate_release(course, ids)
+    submissions = {}
+    for assignment in ids:
+        submissions[("solution", assignment)] = source_notebook(assignment, ROOT)
+        submissions[("blank", assignment)] = course / "notebooks" / assignment / f"{assignment}.ipynb"
+    results = grading.autograde(submissions, work / "grade", ROOT, feedback=True, jobs=2)
+    return SimpleNamespace(
+        release=course / "notebooks",
+        graded=work / "grade",
+        results={(r.student, r.assignment): r for r in results},
+    )
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The notebook pipeline, end to end, for every assignment in solutions/.
 
-One session fixture releases every assignment into a throwaway course and
-autogrades, in fast mode, each solution and each blank release (with feedback).
+The session fixture ``pipeline`` (tests/conftest.py) releases every assignment into a
+throwaway course and autogrades, in fast mode, each solution and each blank release (with
+feedback).
 The tests then check: the solution runs without an error in any cell and earns
 every autograded point; the blank earns none; the committed release equals a
 fresh one and leaks nothing; feedback never shows hidden tests.
@@ -11,34 +12,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import nbformat
 import pytest
 
 from conftest import ROOT, hidden_lines_of, page_text
-from dgm.course import grading
 from dgm.course.notebooks import assignment_ids, source_notebook
 
 IDS = assignment_ids(ROOT)
 pytestmark = pytest.mark.pipeline
-
-
-@pytest.fixture(scope="session")
-def pipeline(tmp_path_factory):
-    work = tmp_path_factory.mktemp("pipeline")
-    course = grading.new_course(work / "release", IDS, ROOT)
-    grading.generate_release(course, IDS)
-    submissions = {}
-    for assignment in IDS:
-        submissions[("solution", assignment)] = source_notebook(assignment, ROOT)
-        submissions[("blank", assignment)] = course / "notebooks" / assignment / f"{assignment}.ipynb"
-    results = grading.autograde(submissions, work / "grade", ROOT, feedback=True, jobs=2)
-    return SimpleNamespace(
-        release=course / "notebooks",
-        graded=work / "grade",
-        results={(r.student, r.assignment): r for r in results},
-    )
 
 
 def test_there_are_assignments():

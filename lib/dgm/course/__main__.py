@@ -6,6 +6,7 @@
     python -m dgm.course grade SUBMISSIONS [--out DIR] [--jobs N] [--cell-timeout S] [--notebook-timeout S] [--memory-gb G]
                                                     autograde <SUBMISSIONS>/<student>/<id>/<id>.ipynb
     python -m dgm.course validate NOTEBOOK          a student's check: run it, report failing tests (exit 1)
+    python -m dgm.course book [--full]              the self-study site in build/book/html/ (see dgm.course.book)
 """
 
 from __future__ import annotations
@@ -172,6 +173,24 @@ def command_validate(args) -> int:
     return 2 if report.problem else (0 if report.passed else 1)
 
 
+def command_book(args) -> int:
+    from dgm.course import book
+
+    from nbclient.exceptions import CellExecutionError
+
+    root = repo_root()
+    executed = {}
+    for assignment in assignment_ids(root):
+        try:
+            executed[assignment] = book.executed_notebook(assignment, root / "build" / "executed", fast=not args.full)
+        except CellExecutionError as err:
+            print(f"{assignment} FAILED to execute, so no book was built: {str(err)[-2000:]}", file=sys.stderr)
+            return 1
+    index = book.build_book(executed, root / "build" / "book", root)
+    print(f"the book: {index}\nopen it in a browser, or serve it: python -m http.server -d {index.parent}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dgm.course", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("notebook")
     validate.add_argument("--cell-timeout", type=int, default=defaults.cell_seconds, help="seconds per cell")
     validate.set_defaults(run=command_validate)
+    book = commands.add_parser("book", help="build the self-study site from the executed solution notebooks")
+    book.add_argument("--full", action="store_true", help="execute missing notebooks with full budgets (default: fast)")
+    book.set_defaults(run=command_book)
     args = parser.parse_args(argv)
     return args.run(args)
 
