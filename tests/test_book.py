@@ -27,7 +27,7 @@ import pytest
 
 from conftest import ROOT, hidden_lines_of, page_text
 from dgm.course import book
-from dgm.course.notebooks import HIDDEN_BEGIN, HIDDEN_END, assignment_ids, source_notebook
+from dgm.course.notebooks import HIDDEN_BEGIN, HIDDEN_END, SOLUTION_MARKERS, assignment_ids, source_notebook
 
 # sphinx-book-theme 1.4 uses an API that Sphinx 9 deprecates: not this project's to fix.
 pytestmark = [pytest.mark.pipeline, pytest.mark.filterwarnings("ignore:'sphinx_book_theme\\.:Warning")]
@@ -169,7 +169,7 @@ def site_text(path: Path) -> str:
 
 
 def test_no_hidden_test_or_solution_marker_anywhere_in_the_site(site):
-    markers = [HIDDEN_BEGIN, HIDDEN_END, *book.SOLUTION_MARKERS]
+    markers = [HIDDEN_BEGIN, HIDDEN_END, *SOLUTION_MARKERS]
     hidden = {a: hidden_lines_of(nbformat.read(source_notebook(a, ROOT), as_version=4)) for a in IDS}
     assert all(hidden.values()), "every source notebook has hidden tests to look for"
     for path in site.html.rglob("*"):

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import nbformat
 
+from dgm.course.notebooks import strip_solution_markers
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 ASSIGNMENT = "02_procedural"
@@ -113,8 +115,7 @@ def solved(release: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbf
     notebook = copy.deepcopy(release)
     for cell in notebook.cells:
         if cell.metadata.get("nbgrader", {}).get("solution"):
-            lines = answers[_grade_id(cell)].splitlines()
-            cell.source = "\n".join(line for line in lines if "BEGIN SOLUTION" not in line and "END SOLUTION" not in line)
+            cell.source = strip_solution_markers(answers[_grade_id(cell)])
     return notebook
 
 

@@ -32,11 +32,16 @@ from pathlib import Path
 
 import nbformat
 
-from dgm.course.notebooks import execute_notebook, repo_root, source_notebook, without_hidden_tests
+from dgm.course.notebooks import (
+    execute_notebook,
+    repo_root,
+    source_notebook,
+    strip_solution_markers,
+    without_hidden_tests,
+)
 
 REPO_URL_DEFAULT = "https://github.com/OWNER/deep-generative-models"
 MATHJAX = "mathjax@3.2.2"
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 EXTERNAL_STYLESHEET = re.compile(r"<link\b[^>]*\bhref=[\"']?(?:https?:)?//[^>]*>\s*", re.IGNORECASE)
 
 
@@ -119,7 +124,7 @@ def chapter(nb: nbformat.NotebookNode, assignment: str) -> nbformat.NotebookNode
     nb = without_hidden_tests(nb)
     cells = []
     for cell in nb.cells:
-        cell.source = "\n".join(line for line in cell.source.splitlines() if line.strip() not in SOLUTION_MARKERS)
+        cell.source = strip_solution_markers(cell.source)
         if cell.cell_type == "code" and not cell.source.strip() and not cell.outputs:
             continue
         for output in cell.get("outputs", []):

@@ -22,19 +22,18 @@ import re
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbformat.v4 import new_output
 
-from dgm.course.notebooks import hidden_test_span, strip_hidden_tests
+from dgm.course.notebooks import hidden_test_span, strip_ansi, strip_hidden_tests
 
 HIDDEN_FAILURE = (
     "A hidden test in this cell failed. Hidden tests check your answer on other inputs "
     "than the visible ones: make sure your code works in general, not only for the examples shown."
 )
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _CELL_LINE = re.compile(r"(?:Cell In\s*\[\d*\]|<ipython-input-[^>]*>), line (\d+)")
 
 
 def error_line(output: dict) -> int | None:
     """The line of the executed cell where an error output was raised (outermost frame)."""
-    text = _ANSI.sub("", "\n".join(output.get("traceback", [])))
+    text = strip_ansi("\n".join(output.get("traceback", [])))
     match = _CELL_LINE.search(text)
     return int(match.group(1)) if match else None
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import nbformat
 
-from dgm.course.notebooks import assignment_ids, kernel_env, repo_root, source_notebook
+from dgm.course.notebooks import assignment_ids, kernel_env, repo_root, source_notebook, unreadable
 
 
 @dataclass(frozen=True)
@@ -176,20 +176,9 @@ def failure_reason(log: str, limits: Limits) -> str:
         return f"timed out: a cell ran past the {limits.cell_seconds} s cell timeout and ignored the interrupt"
     if "MemoryError" in log:
         return f"out of memory in the grader (limit {limits.memory_gb:g} GB)"
-    if "NotJSONError" in log or "JSONDecodeError" in log or "not valid JSON" in log:
-        return "not a readable notebook (the file is not valid notebook JSON)"
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     errors = [line for line in lines if "error" in line.lower()]
     return (errors or lines or ["nbgrader exited without a message"])[-1][:300]
-
-
-def _unreadable(path: Path) -> str:
-    """Why ``path`` is not a notebook nbgrader can grade, or ``""`` if it is one."""
-    try:
-        nbformat.read(path, as_version=4)
-    except Exception as err:  # any parse or schema error: the file cannot be graded
-        return f"not a readable notebook ({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''})"
-    return ""
 
 
 def _run_limited(command: list[str], course: Path, env: dict[str, str], seconds: int, log: Path) -> int | None:
@@ -222,7 +211,7 @@ def _grade_one(
 ) -> GradeResult:
     start = time.perf_counter()
     result = GradeResult(student, assignment)
-    problem = _unreadable(notebook)
+    problem = unreadable(notebook)
     if problem:
         result.reason = problem
         return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import html
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ import nbformat
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_END = "### END HIDDEN TESTS"
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def repo_root() -> Path:
@@ -60,6 +63,28 @@ def strip_hidden_tests(source: str) -> str:
         return source
     lines = source.splitlines()
     return "\n".join(lines[: span[0] - 1] + lines[span[1] :])
+
+
+def strip_solution_markers(source: str) -> str:
+    """The cell source without the ``### BEGIN SOLUTION`` / ``### END SOLUTION`` lines (the solution stays)."""
+    return "\n".join(line for line in source.splitlines() if line.strip() not in SOLUTION_MARKERS)
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes (as in tracebacks)."""
+    return _ANSI.sub("", text)
+
+
+def unreadable(path: Path) -> str:
+    """Why ``path`` is not a notebook that can be run and graded, or ``""`` if it is one."""
+    try:
+        nbformat.read(path, as_version=4)
+    except FileNotFoundError:
+        return f"no such file: {path}"
+    except Exception as err:  # any parse or schema error
+        first_line = str(err).splitlines()[0][:200] if str(err) else ""
+        return f"not a readable notebook ({type(err).__name__}: {first_line})"
+    return ""
 
 
 def without_hidden_tests(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from dgm.course.notebooks import kernel_env
+from dgm.course.notebooks import kernel_env, strip_ansi, unreadable
 
 
 @dataclass
@@ -41,13 +41,12 @@ class Validation:
         return not (self.problem or self.failed or self.changed)
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b")
 
 
 def error_summary(error: str, max_lines: int = 8) -> str:
     """The end of a traceback: from its last ``SomeError: message`` line on (colours removed)."""
-    lines = _ANSI.sub("", error).strip().splitlines()
+    lines = strip_ansi(error).strip().splitlines()
     starts = [i for i, line in enumerate(lines) if _ERROR_LINE.match(line)]
     return "\n".join(lines[starts[-1] if starts else -1 :][:max_lines]) if lines else "(no error message)"
 
@@ -70,14 +69,10 @@ def validate(path: str | os.PathLike, fast: bool = True, cell_seconds: int = 300
 
     path = Path(path).resolve()
     report = Validation(path)
-    try:
-        notebook = nbformat.read(path, as_version=4)
-    except FileNotFoundError:
-        report.problem = f"no such file: {path}"
+    report.problem = unreadable(path)
+    if report.problem:
         return report
-    except Exception as err:  # a parse or schema error
-        report.problem = f"not a readable notebook: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
-        return report
+    notebook = nbformat.read(path, as_version=4)
     graded = _graded_cells(notebook)
     report.tests = {grade_id: points for grade_id, points, test in graded.values() if test}
     if not report.tests:
