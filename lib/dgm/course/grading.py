@@ -3,30 +3,36 @@
 Grading never happens inside the repository. :func:`autograde` builds a template course
 directory (``nbgrader_config.py`` + the needed ``solutions/<id>/``), lets nbgrader record the
 assignments in a new gradebook, and deletes the sources again. Each submission is then graded in
-its own copy of that template, by its own ``nbgrader autograde`` process, so that
+its own copy of that template, by its own grading process (nbgrader's autograde, then its
+feedback), so that
 
 - a submission cannot read ``solutions/``, the instructor's gradebook or other students' work,
   and cannot spoil anyone else's grade;
 - every submission runs under :class:`Limits`: a per-cell timeout (nbgrader interrupts the
   kernel), a wall-clock limit for the whole notebook (after which the process group, kernel
-  included, is killed), a memory limit (``RLIMIT_AS``, via :mod:`dgm.course.limited`) and a cap
-  on the output lines kept per cell;
+  included, is killed), a memory limit (``RLIMIT_AS``, inherited by the kernel) and a cap on
+  the output lines kept per cell;
 - one submission that hangs, crashes or exhausts its memory ends as ``FAILED`` with the reason,
   and the batch goes on; ``jobs`` submissions can be graded side by side.
 
 Every submission ends as a :class:`GradeResult`: ``graded`` with per-cell points, or ``FAILED``
 with the reason (never a silent 0). Graded notebooks, feedback and logs are collected under the
 work folder as ``autograded/<student>/<id>/``, ``feedback/<student>/<id>/`` and ``logs/``.
+
+The grading processes are forked from a server process that has imported nbgrader once
+(``multiprocessing``'s forkserver, where the platform has one): importing nbgrader takes seconds,
+and a class has many notebooks to grade.
 """
 
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import shutil
 import signal
-import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -53,8 +59,9 @@ class Limits:
     memory_gb: float = 6.0
     output_lines: int = 1000
 
-    def nbgrader_options(self) -> list[str]:
-        return [f"--Execute.timeout={self.cell_seconds}", f"--LimitOutput.max_lines={self.output_lines}"]
+    def nbgrader_config(self) -> dict:
+        """The nbgrader settings that enforce the cell timeout and the output cap."""
+        return {"Execute": {"timeout": self.cell_seconds}, "LimitOutput": {"max_lines": self.output_lines}}
 
 
 @dataclass
@@ -79,25 +86,86 @@ class GradeResult:
     seconds: float = 0.0
 
 
-def nbgrader_command(args: list[str], limits: Limits | None = None) -> list[str]:
-    """The command line of ``nbgrader <args>``, run under ``limits`` when given."""
-    command = [sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"]
-    if limits is None:
-        return command
-    return [sys.executable, "-m", "dgm.course.limited", str(limits.memory_gb), *command, *limits.nbgrader_options()]
+def _limit_memory(gigabytes: float) -> None:
+    """Cap this process's address space (and so that of every process it starts) at ``gigabytes``."""
+    try:
+        import resource
+    except ImportError:  # not a Unix: no limits to set
+        return
+    limit = int(gigabytes * 2**30)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)  # a process may lower its limits, never raise them
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def run_nbgrader(args: list[str], course: Path, fast: bool = True) -> subprocess.CompletedProcess:
-    """Run ``nbgrader <args>`` in ``course`` (so it reads that folder's nbgrader_config.py)."""
-    return subprocess.run(
-        nbgrader_command(args), cwd=course, env=kernel_env(fast), capture_output=True, text=True
+def _nbgrader_process(course: str, calls: list, env: dict, log: str, memory_gb: float | None, settings: dict) -> None:
+    """The body of a grading process: NbGraderAPI ``calls`` [(method, kwargs)] in ``course``.
+
+    The process leads its own process group (so that it can be killed with its kernel), lowers
+    its memory limit, sends everything, the kernel's output included, to ``log``, and exits 1 at
+    the first call that fails.
+    """
+    if hasattr(os, "setsid"):
+        os.setsid()
+    if memory_gb is not None:
+        _limit_memory(memory_gb)
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(course)
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=course).load_config()
+    config.merge(Config(settings))
+    config.CourseDirectory.root = course
+    config.NbGraderAPI.log_level = "WARN"
+    api = NbGraderAPI(config=config)
+    for method, kwargs in calls:
+        outcome = getattr(api, method)(**kwargs)
+        print(outcome.get("log", ""), outcome.get("error", ""), sep="\n", flush=True)
+        if not outcome["success"]:
+            sys.exit(1)
+
+
+def _processes() -> multiprocessing.context.BaseContext:
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["nbgrader.apps", __name__])
+    return context
+
+
+def run_nbgrader(
+    calls: list[tuple[str, dict]], course: Path, log: Path, limits: Limits | None = None, env: dict | None = None
+) -> int | None:
+    """Run NbGraderAPI ``calls``, e.g. ``[("autograde", {"assignment_id": ..., "student_id": ...})]``,
+    in ``course`` (with its nbgrader_config.py), in a new process that writes its output to ``log``.
+
+    Under ``limits``: their cell timeout, output cap and memory limit, and None is returned if the
+    process ran past ``limits.notebook_seconds`` (it is then killed with its process group, the
+    kernel included). Otherwise the exit code: 0 if every call succeeded.
+    """
+    process = _processes().Process(
+        target=_nbgrader_process,
+        args=(str(course), calls, env or kernel_env(True), str(log), limits.memory_gb if limits else None,
+              limits.nbgrader_config() if limits else {}),
     )
-
-
-def _checked(result: subprocess.CompletedProcess, what: str) -> subprocess.CompletedProcess:
-    if result.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+    process.start()
+    process.join(limits.notebook_seconds if limits else None)
+    timed_out = process.exitcode is None
+    if hasattr(os, "killpg"):  # also ends a kernel that outlived the process
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    process.kill()
+    process.join()
+    return None if timed_out else process.exitcode
 
 
 def new_course(course: Path, ids: list[str], root: Path | None = None) -> Path:
@@ -115,8 +183,11 @@ def new_course(course: Path, ids: list[str], root: Path | None = None) -> Path:
 
 def generate_release(course: Path, ids: list[str]) -> None:
     """``nbgrader generate_assignment --force`` for each id: writes ``course/notebooks/<id>/``."""
-    for assignment in ids:
-        _checked(run_nbgrader(["generate_assignment", assignment, "--force"], course), f"releasing {assignment}")
+    calls = [("generate_assignment", {"assignment_id": assignment, "force": True}) for assignment in ids]
+    with tempfile.TemporaryDirectory(prefix="dgm-release-") as tmp:
+        log = Path(tmp) / "release.log"
+        if run_nbgrader(calls, course, log) != 0:
+            raise RuntimeError(f"releasing {', '.join(ids)} failed:\n{log.read_text()}")
 
 
 def release(root: Path | None = None, ids: list[str] | None = None) -> list[Path]:
@@ -181,24 +252,6 @@ def failure_reason(log: str, limits: Limits) -> str:
     return (errors or lines or ["nbgrader exited without a message"])[-1][:300]
 
 
-def _run_limited(command: list[str], course: Path, env: dict[str, str], seconds: int, log: Path) -> int | None:
-    """Run ``command`` in its own process group with output to ``log``; None if it ran past ``seconds``
-    (then the whole group, the kernel included, is killed)."""
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=course, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            return process.wait(timeout=seconds)
-        except subprocess.TimeoutExpired:
-            return None
-        finally:
-            if hasattr(os, "killpg"):  # also ends a kernel that outlived nbgrader
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            process.wait()
-
-
 def _tail(path: Path, size: int = 65536) -> str:
     with open(path, "rb") as handle:
         handle.seek(max(0, path.stat().st_size - size))
@@ -225,8 +278,11 @@ def _grade_one(
     shutil.copy2(notebook, submitted / f"{assignment}.ipynb")
     env = dict(kernel_env(True), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     log = workdir / "logs" / f"{student}--{assignment}.log"
-    command = nbgrader_command(["autograde", assignment, f"--student={student}", "--create", "--force"], limits)
-    code = _run_limited(command, course, env, limits.notebook_seconds, log)
+    who = {"assignment_id": assignment, "student_id": student}
+    calls = [("autograde", dict(who, force=True, create=True))]
+    if feedback:
+        calls.append(("generate_feedback", dict(who, force=True)))
+    code = run_nbgrader(calls, course, log, limits, env)
     if code is None:
         result.reason = (
             f"timed out: grading the notebook took longer than {limits.notebook_seconds} s "
@@ -239,11 +295,6 @@ def _grade_one(
     if result.status == "graded":
         graded = course / "autograded" / student / assignment
         result.first_error = first_error(nbformat.read(graded / f"{assignment}.ipynb", as_version=4))
-        if feedback:
-            _run_limited(
-                nbgrader_command(["generate_feedback", assignment, f"--student={student}", "--force"], limits),
-                course, env, limits.notebook_seconds, workdir / "logs" / f"{student}--{assignment}-feedback.log",
-            )
         for kind in ("autograded", "feedback"):
             if (course / kind / student / assignment).exists():
                 target = workdir / kind / student / assignment
