@@ -462,7 +462,7 @@ def test_bad_input_gets_clear_errors():
         q_sample(schedule, x, t.float(), x)
     with pytest.raises(ValueError, match=r"noise: expected the shape of x0 \(2, 1, 2, 2\)"):
         q_sample(schedule, x, t, torch.zeros(2, 1, 2))
-    with pytest.raises(ValueError, match=r"x0: expected a float tensor of images \(B, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"x0: expected float images of shape \(B, C, H, W\) in \[-1, 1\]"):
         add_noise(schedule, torch.zeros(2, 4), t)
     with pytest.raises(ValueError, match=r"t_prev: expected an int step in \[-1, 4\]"):
         ddim_step(schedule, x, 5, 5, x)

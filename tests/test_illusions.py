@@ -140,7 +140,7 @@ def test_views_refuse_what_they_cannot_handle():
         make_view("jigsaw", patch=5).view(torch.zeros(1, 1, 28, 28))
     with pytest.raises(ValueError, match="quarter_turns"):
         illusions.Rotate(4)
-    with pytest.raises(ValueError, match="x: expected a float tensor"):
+    with pytest.raises(ValueError, match="x: expected float images"):
         make_view("flip").view(torch.zeros(28, 28))
 
 

@@ -75,6 +75,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dgm.checks import describe, float_images, positive_int, same_shape
 from dgm.device import get_device, make_generator
 
 __all__ = [
@@ -106,10 +107,6 @@ __all__ = [
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Seed = int | torch.Generator | None
-
-
-def _describe(x: object) -> object:
-    return tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
 
 
 def _is_int(value: object) -> bool:
@@ -183,11 +180,6 @@ class Schedule(nn.Module):
         return f"T={self.T}, final_signal={self.final_signal:.3g}"
 
 
-def _check_T(T: object) -> None:
-    if not _is_int(T) or T < 1:
-        raise ValueError(f"T: expected a positive int number of steps, got {T!r}")
-
-
 def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02, rescale: bool = True) -> Schedule:
     """DDPM's schedule: ``T`` betas evenly spaced from ``beta_start`` to ``beta_end``.
 
@@ -195,7 +187,7 @@ def linear_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0
     chain shorter than 1000 steps still ends near pure noise; ``rescale=False`` keeps the
     range as given (and shows how much signal a short chain leaves: :attr:`Schedule.final_signal`).
     """
-    _check_T(T)
+    T = positive_int(T, "T")
     scale = 1000.0 / T if rescale else 1.0
     start, end = beta_start * scale, beta_end * scale
     if not (0 < start < 1 and 0 < end < 1):
@@ -212,7 +204,7 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
     (paper's ``t = 1..T``), each clipped at ``max_beta`` (the last ones would reach 1).
     The offset ``s`` keeps the first betas from being vanishingly small.
     """
-    _check_T(T)
+    T = positive_int(T, "T")
     if s < 0:
         raise ValueError(f"s: expected a non-negative offset, got {s!r}")
     if not 0 < max_beta < 1:
@@ -226,21 +218,15 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
 
 
 def _check_images(name: str, x: object) -> torch.Tensor:
-    if not torch.is_tensor(x) or x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"{name}: expected a float tensor of images (B, C, H, W) in [-1, 1], got {_describe(x)}")
-    return x
-
-
-def _check_same_shape(name: str, y: object, x: torch.Tensor, x_name: str) -> None:
-    if not torch.is_tensor(y) or y.shape != x.shape:
-        raise ValueError(f"{name}: expected the shape of {x_name} {tuple(x.shape)}, got {_describe(y)}")
+    """``x``: float images ``(B, C, H, W)``, on the diffusion scale [-1, 1]."""
+    return float_images(x, name, values="[-1, 1]")
 
 
 def _check_steps(t: object, schedule: Schedule, batch: int) -> torch.Tensor:
     """``t`` must be an integer tensor ``(batch,)`` of 0-based steps in ``[0, T - 1]``."""
     expected = f"an integer tensor of shape ({batch},) with 0-based steps in [0, {schedule.T - 1}]"
     if not torch.is_tensor(t) or t.shape != (batch,):
-        raise ValueError(f"t: expected {expected}, got {_describe(t)}")
+        raise ValueError(f"t: expected {expected}, got {describe(t)}")
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"t: expected {expected}, got dtype {t.dtype}")
     if batch and (t.min() < 0 or t.max() >= schedule.T):
@@ -261,7 +247,7 @@ def q_sample(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch
     """
     _check_images("x0", x0)
     _check_steps(t, schedule, len(x0))
-    _check_same_shape("noise", noise, x0, "x0")
+    same_shape(noise, "noise", x0, "x0")
     return _at(schedule.sqrt_alpha_bars, t, x0) * x0 + _at(schedule.sqrt_one_minus_alpha_bars, t, x0) * noise
 
 
@@ -285,7 +271,7 @@ def posterior(
     the data and the mean is ``x0``). ``x0``, ``x_t``: ``(B, C, H, W)``; ``t``: int64 ``(B,)``.
     """
     _check_images("x0", x0)
-    _check_same_shape("x_t", x_t, x0, "x0")
+    same_shape(x_t, "x_t", x0, "x0")
     _check_steps(t, schedule, len(x0))
     mean = _at(schedule.posterior_mean_x0, t, x0) * x0 + _at(schedule.posterior_mean_xt, t, x0) * x_t
     return mean, _at(schedule.posterior_variance, t, x0)
@@ -297,7 +283,7 @@ def predict_x0(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torc
     Inverse of :func:`eps_from_x0`. ``x_t``, ``eps``: ``(B, C, H, W)``; ``t``: int64 ``(B,)``.
     """
     _check_images("x_t", x_t)
-    _check_same_shape("eps", eps, x_t, "x_t")
+    same_shape(eps, "eps", x_t, "x_t")
     _check_steps(t, schedule, len(x_t))
     return (x_t - _at(schedule.sqrt_one_minus_alpha_bars, t, x_t) * eps) / _at(schedule.sqrt_alpha_bars, t, x_t)
 
@@ -308,7 +294,7 @@ def eps_from_x0(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, x0: torc
     Inverse of :func:`predict_x0`. ``x_t``, ``x0``: ``(B, C, H, W)``; ``t``: int64 ``(B,)``.
     """
     _check_images("x_t", x_t)
-    _check_same_shape("x0", x0, x_t, "x_t")
+    same_shape(x0, "x0", x_t, "x_t")
     _check_steps(t, schedule, len(x_t))
     return (x_t - _at(schedule.sqrt_alpha_bars, t, x_t) * x0) / _at(schedule.sqrt_one_minus_alpha_bars, t, x_t)
 
@@ -320,7 +306,7 @@ def _check_labels(labels: object, batch: int | None = None) -> torch.Tensor:
     count = "B" if batch is None else batch
     if not torch.is_tensor(labels) or labels.ndim != 1 or (batch is not None and len(labels) != batch):
         raise ValueError(
-            f"labels: expected an integer tensor of shape ({count},), one label per image, got {_describe(labels)}"
+            f"labels: expected an integer tensor of shape ({count},), one label per image, got {describe(labels)}"
         )
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"labels: expected an integer tensor of class labels, got dtype {labels.dtype}")
@@ -329,8 +315,7 @@ def _check_labels(labels: object, batch: int | None = None) -> torch.Tensor:
 
 def _check_eps(eps: object, x_t: torch.Tensor, name: str) -> torch.Tensor:
     """A noise model's output must have the shape of its input ``x_t`` (no silent broadcasting)."""
-    _check_same_shape(name, eps, x_t, "x_t")
-    return eps
+    return same_shape(eps, name, x_t, "x_t")
 
 
 def epsilon_loss(
@@ -359,7 +344,7 @@ def epsilon_loss(
         raise ValueError(
             f"null_label: p_uncond = {p_uncond} drops labels, so it needs labels and an int null_label "
             "(the class index the model reserves for 'no label'), "
-            f"got labels={_describe(labels)}, null_label={null_label!r}"
+            f"got labels={describe(labels)}, null_label={null_label!r}"
         )
     generator = make_generator(generator)
     t = torch.randint(0, schedule.T, (len(x0),), generator=generator).to(x0.device)
@@ -435,7 +420,7 @@ def ddim_timesteps(T: int, steps: int) -> list[int]:
     They start at ``T - 1`` (where ``x_T`` lives) and, for ``steps >= 2``, end at 0; ``steps = T``
     is every step, ``steps = 1`` the single step ``T - 1`` straight to the data estimate.
     """
-    _check_T(T)
+    T = positive_int(T, "T")
     _check_step("steps", steps, 1, T)
     return torch.linspace(T - 1, 0, steps, dtype=torch.float64).round().long().tolist()
 
@@ -484,7 +469,7 @@ def _same_step(t: int, x: torch.Tensor) -> torch.Tensor:
 
 def _check_noise(noise: torch.Tensor | None, x_t: torch.Tensor) -> None:
     if noise is not None:
-        _check_same_shape("noise", noise, x_t, "x_t")
+        same_shape(noise, "noise", x_t, "x_t")
 
 
 def ddpm_step(
@@ -561,7 +546,7 @@ def _run_chain(
         x = torch.randn(shape, generator=generator).to(get_device(device))
     else:
         if not torch.is_tensor(x_T) or tuple(x_T.shape) != shape:
-            raise ValueError(f"x_T: expected a tensor of shape {shape} (the shape argument), got {_describe(x_T)}")
+            raise ValueError(f"x_T: expected a tensor of shape {shape} (the shape argument), got {describe(x_T)}")
         x = _check_images("x_T", x_T)
     marks = {(k + 1) * len(timesteps) // frames - 1 for k in range(frames)}
     snapshots = []

@@ -80,6 +80,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dgm.blocks import hidden_widths, mlp
+from dgm.checks import describe, positive_int, same_shape
 from dgm.data import ring_of_gaussians
 from dgm.device import get_device, make_generator
 from dgm.train import Budget
@@ -115,16 +116,6 @@ IMAGE_SHAPE = (1, 28, 28)
 Seed = int | torch.Generator | None
 
 
-def _describe(x: object) -> object:
-    return f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return value
-
-
 def _check_batch(
     x: object, feature_shape: Sequence[int | str], name: str, what: str, batch: str = "B"
 ) -> torch.Tensor:
@@ -134,26 +125,26 @@ def _check_batch(
         not torch.is_tensor(x) or not x.is_floating_point() or x.ndim != 1 + len(feature_shape) or len(x) == 0
         or any(isinstance(want, int) and size != want for size, want in zip(x.shape[1:], feature_shape))
     ):
-        raise ValueError(f"{name}: expected {expected}, got {_describe(x)}")
+        raise ValueError(f"{name}: expected {expected}, got {describe(x)}")
     return x
 
 
 def _check_num_classes(num_classes: object) -> int | None:
-    return None if num_classes is None else _check_positive_int("num_classes", num_classes)
+    return None if num_classes is None else positive_int(num_classes, "num_classes")
 
 
 def _check_labels(labels: object, num_classes: int | None, batch: int) -> torch.Tensor | None:
     """``None`` for an unconditional model; else integer labels ``(batch,)`` in ``[0, num_classes)``."""
     if num_classes is None:
         if labels is not None:
-            got = _describe(labels)
+            got = describe(labels)
             raise ValueError(f"labels: the model is unconditional (num_classes=None), expected None, got {got}")
         return None
     expected = f"an integer tensor of shape ({batch},) with classes in [0, {num_classes - 1}]"
     if labels is None:
         raise ValueError(f"labels: the model is conditional on {num_classes} classes, expected {expected}, got None")
     if not torch.is_tensor(labels) or tuple(labels.shape) != (batch,):
-        raise ValueError(f"labels: expected {expected}, got {_describe(labels)}")
+        raise ValueError(f"labels: expected {expected}, got {describe(labels)}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise TypeError(f"labels: expected {expected}, got dtype {labels.dtype}")
     if labels.min() < 0 or labels.max() >= num_classes:
@@ -190,8 +181,8 @@ class MLPGenerator(nn.Module):
 
     def __init__(self, latent_dim: int = 2, hidden: int | Sequence[int] = (128, 128), out_dim: int = 2):
         super().__init__()
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
-        self.out_shape = (_check_positive_int("out_dim", out_dim),)
+        self.latent_dim = positive_int(latent_dim, "latent_dim")
+        self.out_shape = (positive_int(out_dim, "out_dim"),)
         self.num_classes = None
         self.net = mlp([latent_dim, *hidden_widths(hidden), out_dim])
 
@@ -210,7 +201,7 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, in_dim: int = 2, hidden: int | Sequence[int] = (128, 128)):
         super().__init__()
-        self.in_shape = (_check_positive_int("in_dim", in_dim),)
+        self.in_shape = (positive_int(in_dim, "in_dim"),)
         self.num_classes = None
         self.net = mlp([in_dim, *hidden_widths(hidden), 1], lambda: nn.LeakyReLU(0.2))
 
@@ -236,11 +227,11 @@ class DCGenerator(nn.Module):
 
     def __init__(self, latent_dim: int = 64, width: int = 64, num_classes: int | None = None, embed_dim: int = 16):
         super().__init__()
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
+        self.latent_dim = positive_int(latent_dim, "latent_dim")
         self.num_classes = _check_num_classes(num_classes)
-        width = _check_positive_int("width", width)
+        width = positive_int(width, "width")
         self.out_shape = IMAGE_SHAPE
-        embed_dim = _check_positive_int("embed_dim", embed_dim)
+        embed_dim = positive_int(embed_dim, "embed_dim")
         self.embed = None if num_classes is None else nn.Embedding(num_classes, embed_dim)
         in_dim = latent_dim + (0 if num_classes is None else embed_dim)
         self.net = nn.Sequential(
@@ -283,7 +274,7 @@ class DCDiscriminator(nn.Module):
 
     def __init__(self, width: int = 64, num_classes: int | None = None):
         super().__init__()
-        width = _check_positive_int("width", width)
+        width = positive_int(width, "width")
         self.num_classes = _check_num_classes(num_classes)
         self.in_shape = IMAGE_SHAPE
         features = 2 * width * 7 * 7
@@ -338,7 +329,7 @@ def init_dcgan_weights(module: nn.Module, seed: Seed = 0) -> nn.Module:
 
 def _check_logits(name: str, logits: object) -> torch.Tensor:
     if not torch.is_tensor(logits) or not logits.is_floating_point() or logits.numel() == 0:
-        raise ValueError(f"{name}: expected a non-empty float tensor of logits, e.g. (B,), got {_describe(logits)}")
+        raise ValueError(f"{name}: expected a non-empty float tensor of logits, e.g. (B,), got {describe(logits)}")
     return logits
 
 
@@ -406,7 +397,7 @@ def gan_step(
     if loss not in GENERATOR_LOSSES:
         raise ValueError(f"loss: expected one of {sorted(GENERATOR_LOSSES)}, got {loss!r}")
     if not torch.is_tensor(real) or real.ndim < 2 or len(real) == 0:
-        raise ValueError(f"real: expected a non-empty batch (B, ...) of data, got {_describe(real)}")
+        raise ValueError(f"real: expected a non-empty batch (B, ...) of data, got {describe(real)}")
     z = torch.randn(len(real), generator.latent_dim, generator=make_generator(rng)).to(real.device)
     fake = generator(z, labels)
 
@@ -494,7 +485,7 @@ def sample(generator: nn.Module, n: int, labels: torch.Tensor | None = None, see
     Shape ``(n, *out_shape)``: images ``(n, 1, 28, 28)`` in [-1, 1] for :class:`DCGenerator`,
     points ``(n, d)`` for :class:`MLPGenerator`. ``labels`` int ``(n,)`` for a conditional ``G``.
     """
-    _check_positive_int("n", n)
+    n = positive_int(n, "n")
     z = torch.randn(n, generator.latent_dim, generator=make_generator(seed))
     device = _device_of(generator)
     with _evaluating(generator):
@@ -508,9 +499,8 @@ def _interpolation_times(z0: object, z1: object, steps: object) -> torch.Tensor:
     """Check a pair of latent vectors ``(D,)`` and ``steps >= 2``; return ``t`` ``(steps, 1)`` from 0 to 1."""
     for name, z in (("z0", z0), ("z1", z1)):
         if not torch.is_tensor(z) or z.ndim != 1 or not z.is_floating_point():
-            raise ValueError(f"{name}: expected a float latent vector of shape (D,), got {_describe(z)}")
-    if z1.shape != z0.shape:
-        raise ValueError(f"z1: expected the shape of z0 {tuple(z0.shape)}, got {tuple(z1.shape)}")
+            raise ValueError(f"{name}: expected a float latent vector of shape (D,), got {describe(z)}")
+    same_shape(z1, "z1", z0, "z0")
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise ValueError(f"steps: expected an int >= 2 (both ends included), got {steps!r}")
     return torch.linspace(0.0, 1.0, steps, dtype=z0.dtype, device=z0.device)[:, None]
@@ -592,8 +582,8 @@ def project(
     """
     images = _check_batch(images, generator.out_shape, "images", "targets shaped like the generator's output")
     _check_labels(labels, generator.num_classes, len(images))
-    _check_positive_int("steps", steps)
-    _check_positive_int("restarts", restarts)
+    steps = positive_int(steps, "steps")
+    restarts = positive_int(restarts, "restarts")
     if not lr > 0:
         raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
     if not prior_weight >= 0:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dgm.checks import positive_int
 from dgm.device import make_generator
 
 __all__ = [
@@ -107,12 +108,6 @@ def _cholesky(cov: torch.Tensor, name: str = "cov") -> torch.Tensor:
     return factor
 
 
-def _check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------- one Gaussian
 
 
@@ -165,7 +160,7 @@ def fit_gradient_ascent(
     log-likelihood per point (nats) at step ``t`` (before that step's update).
     """
     x = _as_data(x)
-    steps = _check_positive_int(steps, "steps")
+    steps = positive_int(steps, "steps")
     if not lr > 0:
         raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
     d = x.shape[1]
@@ -193,7 +188,7 @@ def fit_gradient_ascent(
 def sample(mean, cov, n: int, seed: Seed = None) -> torch.Tensor:
     """``n`` samples ``(n, D)`` from ``N(mean, cov)`` as ``mean + L eps`` with ``cov = L L^T``."""
     mean, cov = _as_gaussian(mean, cov)
-    n = _check_positive_int(n, "n")
+    n = positive_int(n, "n")
     eps = torch.randn(n, mean.shape[0], generator=make_generator(seed), dtype=mean.dtype)
     return mean + eps @ _cholesky(cov).T
 
@@ -279,7 +274,7 @@ class GaussianMixture:
 
         With ``return_labels=True`` also returns the components ``(n,)`` int64.
         """
-        n = _check_positive_int(n, "n")
+        n = positive_int(n, "n")
         generator = make_generator(seed)
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.means.shape[1], generator=generator, dtype=self.means.dtype)
@@ -335,7 +330,7 @@ def kmeans_plus_plus(x, k: int, seed: Seed = 0) -> torch.Tensor:
     probability proportional to its squared distance to the nearest centre so far.
     """
     x = _as_data(x)
-    k = _check_positive_int(k, "k")
+    k = positive_int(k, "k")
     if k > x.shape[0]:
         raise ValueError(f"k: expected at most N = {x.shape[0]} components (one point each), got {k}")
     generator = make_generator(seed)
@@ -362,7 +357,7 @@ def fit_em(
     """
     x = _as_data(x)
     dtype, x = x.dtype, x.double()
-    steps = _check_positive_int(steps, "steps", minimum=0)
+    steps = positive_int(steps, "steps", minimum=0)
     if not cov_floor > 0:
         raise ValueError(f"cov_floor: expected a positive float, got {cov_floor!r}")
     d = x.shape[1]

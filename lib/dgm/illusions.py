@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dgm.blocks import gaussian_kernel
+from dgm.checks import describe
 from dgm.device import make_generator
 from dgm.diffusion import (
     DDPM_NULL_LABEL,
@@ -462,9 +463,9 @@ def noise_statistics(view: View, n: int = 2000, shape: tuple[int, int, int] = (1
 def _class_grid(labels: object, columns: int | None, what: str) -> torch.Tensor:
     """``labels`` must be an integer tensor ``(B, columns)`` (any ``columns >= 1`` if None): a class per image and per ``what``."""
     if not torch.is_tensor(labels) or labels.ndim != 2 or labels.shape[1] != (columns or labels.shape[1]) or not labels.shape[1]:
-        shape = tuple(labels.shape) if torch.is_tensor(labels) else type(labels).__name__
         raise ValueError(
-            f"labels: expected an integer tensor (B, {columns or 'K'}), one class per image and per {what}, got {shape}"
+            f"labels: expected an integer tensor (B, {columns or 'K'}), one class per image and per {what}, "
+            f"got {describe(labels)}"
         )
     _check_labels(labels[:, 0])
     return labels

@@ -104,6 +104,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dgm.blocks import gaussian_kernel
+from dgm.checks import describe, float_images, positive_int, same_shape
 from dgm.device import get_device, make_generator
 from dgm.gan import discriminator_loss, generator_loss_nonsaturating
 from dgm.train import Budget, batches
@@ -143,36 +144,14 @@ NORMS = ("batch", "instance")
 # --- checks and scales ------------------------------------------------------------------------
 
 
-def _described(x: object) -> str:
-    """``x``'s shape and dtype for an error message, or its type when it is not a tensor."""
-    return f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
-
-
-def _check_images(x: object, name: str, channels: int | None = None) -> None:
-    """ValueError unless ``x`` is a float tensor ``(B, C, H, W)``, with ``C == channels`` when given."""
-    if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim != 4 or channels not in (None, x.shape[1]):
-        expected = f"(B, {channels if channels is not None else 'C'}, H, W)"
-        raise ValueError(f"{name}: expected float images of shape {expected}, got {_described(x)}")
-
-
 def _check_data(x: object, name: str) -> None:
     """ValueError unless ``x`` is a float image tensor ``(N, C, H, W)`` with values in [0, 1]."""
-    _check_images(x, name)
+    float_images(x, name)
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise ValueError(
             f"{name}: expected data in [0, 1] (convert from [-1, 1] with (x + 1) / 2), "
             f"got values in [{x.min():.3g}, {x.max():.3g}]"
         )
-
-
-def _check_same_shape(a: torch.Tensor, b: object, name_a: str, name_b: str) -> None:
-    if not torch.is_tensor(b) or b.shape != a.shape:
-        raise ValueError(f"{name_b}: expected the shape of {name_a}, {tuple(a.shape)}, got {_described(b)}")
-
-
-def _check_positive_int(value: object, name: str, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
 
 
 def _check_weight(value: object, name: str) -> None:
@@ -239,9 +218,10 @@ class UNetGenerator(nn.Module):
         dropout: float = 0.5, skips: bool = True,
     ):
         super().__init__()
-        sizes = {"in_channels": in_channels, "out_channels": out_channels, "width": width, "depth": depth}
-        for name, value in sizes.items():
-            _check_positive_int(value, name)
+        in_channels = positive_int(in_channels, "in_channels")
+        out_channels = positive_int(out_channels, "out_channels")
+        width = positive_int(width, "width")
+        depth = positive_int(depth, "depth")
         _check_norm(norm)
         if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
             raise ValueError(f"dropout: expected a rate in [0, 1), got {dropout!r}")
@@ -265,7 +245,7 @@ class UNetGenerator(nn.Module):
             self.up.append(nn.Sequential(nn.ReLU(), upsample, _norm(norm, c_out), *noise))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x, "x", self.in_channels)
+        float_images(x, "x", self.in_channels)
         factor = 2**self.depth
         if x.shape[2] % factor or x.shape[3] % factor:
             raise ValueError(
@@ -285,7 +265,7 @@ class UNetGenerator(nn.Module):
 
 def patchgan_specs(layers: int = 3) -> list[Spec]:
     """pix2pix's PatchGAN convolutions as (kernel, stride) pairs: ``(4, 2)`` ``layers`` times, then ``(4, 1)`` twice."""
-    _check_positive_int(layers, "layers")
+    layers = positive_int(layers, "layers")
     return [(4, 2)] * layers + [(4, 1), (4, 1)]
 
 
@@ -318,8 +298,8 @@ def output_size(size: int, specs: Sequence[Spec], padding: int = 1) -> int:
     Each layer maps ``n`` to ``floor((n + 2 padding - kernel) / stride) + 1``;
     ``output_size(256, patchgan_specs(3)) == 30``. Raises ValueError when the map vanishes.
     """
-    _check_positive_int(size, "size")
-    _check_positive_int(padding, "padding", minimum=0)
+    size = positive_int(size, "size")
+    padding = positive_int(padding, "padding", minimum=0)
     current = size
     for layer, (kernel, stride) in enumerate(_check_specs(specs)):
         current = (current + 2 * padding - kernel) // stride + 1
@@ -347,8 +327,8 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int, width: int = 64, layers: int = 3, norm: str = "batch"):
         super().__init__()
-        _check_positive_int(in_channels, "in_channels")
-        _check_positive_int(width, "width")
+        in_channels = positive_int(in_channels, "in_channels")
+        width = positive_int(width, "width")
         _check_norm(norm)
         self.in_channels, self.specs = in_channels, patchgan_specs(layers)
         self.receptive_field = receptive_field(self.specs)
@@ -363,7 +343,7 @@ class PatchDiscriminator(nn.Module):
         self.net = nn.Sequential(*modules)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_images(x, "x", self.in_channels)
+        float_images(x, "x", self.in_channels)
         try:
             for side in x.shape[2:]:
                 output_size(side, self.specs)
@@ -392,8 +372,8 @@ def empirical_receptive_field(model: nn.Module, in_channels: int, size: int = 12
     the copy goes without it (the receptive field is a property of the convolutions). Raises
     ValueError when the field reaches the border of the input: pick a larger ``size``.
     """
-    _check_positive_int(in_channels, "in_channels")
-    _check_positive_int(size, "size")
+    in_channels = positive_int(in_channels, "in_channels")
+    size = positive_int(size, "size")
     probe = copy.deepcopy(model).eval()
     _without_instance_norm(probe)
     device = next(probe.parameters()).device
@@ -411,8 +391,8 @@ def empirical_receptive_field(model: nn.Module, in_channels: int, size: int = 12
 
 
 def _mean_absolute_error(reference: torch.Tensor, estimate: torch.Tensor, names: tuple[str, str]) -> torch.Tensor:
-    _check_images(reference, names[0])
-    _check_same_shape(reference, estimate, *names)
+    float_images(reference, names[0])
+    same_shape(estimate, names[1], reference, names[0])
     return (reference - estimate).abs().mean()
 
 
@@ -442,8 +422,8 @@ def pix2pix_generator_loss(
 
 def _check_logit_pair(real_logits: object, fake_logits: object) -> None:
     if not torch.is_tensor(real_logits) or not real_logits.is_floating_point():
-        raise ValueError(f"real_logits: expected a float tensor of logits, got {_described(real_logits)}")
-    _check_same_shape(real_logits, fake_logits, "real_logits", "fake_logits")
+        raise ValueError(f"real_logits: expected a float tensor of logits, got {describe(real_logits)}")
+    same_shape(fake_logits, "fake_logits", real_logits, "real_logits")
 
 
 def pix2pix_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -460,7 +440,7 @@ def pix2pix_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Ten
 def lsgan_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     """The least-squares GAN generator loss ``mean (D(G(a)) - 1)^2`` on the discriminator's raw outputs."""
     if not torch.is_tensor(fake_logits) or not fake_logits.is_floating_point():
-        raise ValueError(f"fake_logits: expected a float tensor of D's outputs, got {_described(fake_logits)}")
+        raise ValueError(f"fake_logits: expected a float tensor of D's outputs, got {describe(fake_logits)}")
     return (fake_logits - 1).square().mean()
 
 
@@ -507,8 +487,8 @@ def cyclegan_generator_loss(
     channels). ``lambda_identity=None`` means the paper's ``0.5 * lambda_cycle``; 0 skips the two
     identity passes.
     """
-    _check_images(real_a, "real_a")
-    _check_images(real_b, "real_b")
+    float_images(real_a, "real_a")
+    float_images(real_b, "real_b")
     _check_weight(lambda_cycle, "lambda_cycle")
     lambda_identity = 0.5 * lambda_cycle if lambda_identity is None else lambda_identity
     _check_weight(lambda_identity, "lambda_identity")
@@ -535,7 +515,7 @@ class ImagePool:
     """
 
     def __init__(self, size: int = 50, seed: Seed = None):
-        _check_positive_int(size, "size", minimum=0)
+        size = positive_int(size, "size", minimum=0)
         self.size, self.generator = size, make_generator(seed)
         self.images: list[torch.Tensor] = []
 
@@ -545,7 +525,7 @@ class ImagePool:
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, ...)`` generated images -> ``(B, ...)`` images, each new or from the history."""
         if not torch.is_tensor(images) or images.ndim < 2:
-            raise ValueError(f"images: expected a batch of images (B, C, H, W), got {_described(images)}")
+            raise ValueError(f"images: expected a batch of images (B, C, H, W), got {describe(images)}")
         if self.images and images.shape[1:] != self.images[0].shape:
             stored, given = tuple(self.images[0].shape), tuple(images.shape[1:])
             raise ValueError(f"images: expected images of shape {stored}, like those stored, got {given}")
@@ -606,7 +586,7 @@ def degrade(
     _check_data(images, "images")
     _check_weight(blur, "blur")
     _check_weight(noise, "noise")
-    _check_positive_int(occlusion, "occlusion", minimum=0)
+    occlusion = positive_int(occlusion, "occlusion", minimum=0)
     n, _, height, width = images.shape
     if occlusion > min(height, width):
         raise ValueError(f"occlusion: expected a side of at most {min(height, width)} pixels, got {occlusion}")
@@ -669,7 +649,7 @@ def translate(generator: nn.Module, images: torch.Tensor, batch_size: int = 500)
     Evaluation mode (no dropout, BatchNorm's running statistics); the mode is restored afterwards.
     """
     _check_data(images, "images")
-    _check_positive_int(batch_size, "batch_size")
+    batch_size = positive_int(batch_size, "batch_size")
     device = next(generator.parameters()).device
     was_training = generator.training
     generator.eval()
@@ -715,7 +695,7 @@ def train_pix2pix(
     _check_data(targets, "targets")
     if len(targets) != len(sources) or targets.shape[2:] != sources.shape[2:]:
         expected = f"({len(sources)}, C, {sources.shape[2]}, {sources.shape[3]})"
-        raise ValueError(f"targets: expected one target per source, of its size, {expected}, got {_described(targets)}")
+        raise ValueError(f"targets: expected one target per source, of its size, {expected}, got {describe(targets)}")
     _check_weight(l1_weight, "l1_weight")
     if gan and discriminator is None:
         raise ValueError("discriminator: expected a module when gan=True, got None")

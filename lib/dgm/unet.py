@@ -67,12 +67,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dgm.checks import describe
+
 __all__ = ["sinusoidal_embedding", "ResidualBlock", "UNet"]
-
-
-def _described(x) -> str:
-    """``x``'s shape and dtype for an error message, or its type when it is not a tensor."""
-    return f"{tuple(x.shape)} {x.dtype}" if torch.is_tensor(x) else type(x).__name__
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
@@ -86,7 +83,7 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0
     if not isinstance(dim, int) or dim < 2 or dim % 2:
         raise ValueError(f"dim: expected a positive even int, got {dim!r}")
     if not torch.is_tensor(t) or t.ndim != 1:
-        raise ValueError(f"t: expected a 1-D tensor of timesteps (B,), got {_described(t)}")
+        raise ValueError(f"t: expected a 1-D tensor of timesteps (B,), got {describe(t)}")
     half = dim // 2
     frequencies = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
     angles = t.float()[:, None] * frequencies[None]
@@ -192,17 +189,17 @@ class UNet(nn.Module):
         ):
             raise ValueError(
                 f"x: expected float images of shape (B, {self.in_channels}, H, W) with H and W divisible by "
-                f"{factor} ({len(self.channels)} resolution levels), got {_described(x)}"
+                f"{factor} ({len(self.channels)} resolution levels), got {describe(x)}"
             )
         batch = x.shape[0]
         if not torch.is_tensor(t) or t.ndim != 1 or len(t) != batch or t.dtype == torch.bool or t.is_complex():
-            raise ValueError(f"t: expected {batch} timesteps, an int64 or float tensor ({batch},), got {_described(t)}")
+            raise ValueError(f"t: expected {batch} timesteps, an int64 or float tensor ({batch},), got {describe(t)}")
         if labels is None:
             return
         if not self.num_classes:
             raise ValueError("labels: this model is unconditional (num_classes=0); pass labels=None")
         if not torch.is_tensor(labels) or labels.dtype not in (torch.int64, torch.int32) or labels.shape != (batch,):
-            raise ValueError(f"labels: expected an int64 tensor of shape ({batch},), got {_described(labels)}")
+            raise ValueError(f"labels: expected an int64 tensor of shape ({batch},), got {describe(labels)}")
         if batch and (labels.min() < 0 or labels.max() > self.num_classes):
             raise ValueError(
                 f"labels: expected values in [0, {self.num_classes}] ({self.num_classes} is the null class), "

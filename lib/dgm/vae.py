@@ -49,6 +49,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dgm.blocks import hidden_widths, mlp
+from dgm.checks import describe, same_shape
 from dgm.device import make_generator
 
 __all__ = [
@@ -78,20 +79,16 @@ PIXELS = 28 * 28
 LOG_2PI = math.log(2 * math.pi)
 
 
-def _shape(x) -> object:
-    return tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-
-
 def _flatten_images(x: torch.Tensor) -> torch.Tensor:
     """``(B, 1, 28, 28)`` images -> ``(B, 784)`` vectors, or a ValueError."""
     if not torch.is_tensor(x) or x.ndim != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
-        raise ValueError(f"x: expected images of shape (B, 1, 28, 28) in [0, 1], got {_shape(x)}")
+        raise ValueError(f"x: expected images of shape (B, 1, 28, 28) in [0, 1], got {describe(x)}")
     return x.flatten(1)
 
 
 def _check_codes(z: torch.Tensor, latent_dim: int) -> torch.Tensor:
     if not torch.is_tensor(z) or z.ndim != 2 or z.shape[1] != latent_dim:
-        raise ValueError(f"z: expected latent codes of shape (B, {latent_dim}), got {_shape(z)}")
+        raise ValueError(f"z: expected latent codes of shape (B, {latent_dim}), got {describe(z)}")
     return z
 
 
@@ -136,7 +133,7 @@ class PCA:
     @staticmethod
     def _rows(x: torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim < 2:
-            raise ValueError(f"x: expected a float tensor of shape (N, D) or images (N, C, H, W), got {_shape(x)}")
+            raise ValueError(f"x: expected a float tensor of shape (N, D) or images (N, C, H, W), got {describe(x)}")
         return x.flatten(1)
 
     def fit(self, x: torch.Tensor) -> "PCA":
@@ -174,7 +171,7 @@ class PCA:
         """``mean + codes @ components[:k]``: points ``(N, D)`` from codes ``(N, k)``."""
         components = self._check_fitted()
         if not torch.is_tensor(codes) or codes.ndim != 2 or not 1 <= codes.shape[1] <= len(components):
-            raise ValueError(f"codes: expected shape (N, k) with 1 <= k <= {len(components)}, got {_shape(codes)}")
+            raise ValueError(f"codes: expected shape (N, k) with 1 <= k <= {len(components)}, got {describe(codes)}")
         return self.mean + codes @ components[: codes.shape[1]]
 
 
@@ -247,8 +244,7 @@ def reparameterize(
     ``eps ~ N(0, I)`` is drawn on the CPU from ``generator`` (a seed repeats exactly)
     and moved to ``mu``'s device. Any shape, as long as ``mu`` and ``logvar`` agree.
     """
-    if mu.shape != logvar.shape:
-        raise ValueError(f"logvar: expected the shape of mu {tuple(mu.shape)}, got {tuple(logvar.shape)}")
+    same_shape(logvar, "logvar", mu, "mu")
     eps = torch.randn(mu.shape, generator=make_generator(generator), dtype=mu.dtype).to(mu.device)
     return mu + torch.exp(0.5 * logvar) * eps
 
@@ -258,8 +254,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
     ``0.5 * sum(mu^2 + exp(logvar) - 1 - logvar)``: ``(B, L)`` -> ``(B,)``; zero iff ``mu = 0, logvar = 0``.
     """
-    if mu.shape != logvar.shape:
-        raise ValueError(f"logvar: expected the shape of mu {tuple(mu.shape)}, got {tuple(logvar.shape)}")
+    same_shape(logvar, "logvar", mu, "mu")
     return 0.5 * (mu**2 + torch.exp(logvar) - 1.0 - logvar).sum(-1)
 
 
@@ -310,7 +305,7 @@ class VAE(nn.Module):
         """``log p(x | z)`` in nats per image ``(B,)`` for images ``x`` and codes ``z`` ``(B, latent_dim)``."""
         pixels = _flatten_images(x)
         if len(z) != len(x):
-            raise ValueError(f"z: expected {len(x)} codes, one per image, got {_shape(z)}")
+            raise ValueError(f"z: expected {len(x)} codes, one per image, got {describe(z)}")
         out = self.decode(z)
         if self.likelihood == "bernoulli":
             return _bernoulli_log_likelihood(out, x)
@@ -401,7 +396,7 @@ def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8
         raise ValueError(f"steps: expected an int >= 2, got {steps!r}")
     for name, image in (("x_a", x_a), ("x_b", x_b)):
         if not torch.is_tensor(image) or tuple(image.shape) != IMAGE_SHAPE:
-            raise ValueError(f"{name}: expected one image of shape (1, 28, 28) in [0, 1], got {_shape(image)}")
+            raise ValueError(f"{name}: expected one image of shape (1, 28, 28) in [0, 1], got {describe(image)}")
     device = next(model.parameters()).device
     mu, _ = model.encode(torch.stack([x_a, x_b]).to(device))
     t = torch.linspace(0.0, 1.0, steps, device=device)[:, None]
@@ -446,7 +441,7 @@ class VectorQuantizer(nn.Module):
     def forward(self, z_e: torch.Tensor) -> Quantized:
         if not torch.is_tensor(z_e) or z_e.ndim not in (2, 4) or z_e.shape[1] != self.code_dim:
             raise ValueError(
-                f"z_e: expected shape (B, {self.code_dim}, H, W) or (B, {self.code_dim}), got {_shape(z_e)}"
+                f"z_e: expected shape (B, {self.code_dim}, H, W) or (B, {self.code_dim}), got {describe(z_e)}"
             )
         vectors = z_e.movedim(1, -1)  # (B, H, W, D) or (B, D)
         flat = vectors.reshape(-1, self.code_dim)

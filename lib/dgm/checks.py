@@ -1,0 +1,42 @@
+"""Argument checks shared by the library modules: each raises a ValueError that names the
+argument, says what was expected and describes what was given (:func:`describe`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["describe", "positive_int", "same_shape", "float_images"]
+
+
+def describe(x: object) -> str:
+    """What ``x`` is, for an error message: a tensor's or NumPy array's dtype and shape, else its type name."""
+    if torch.is_tensor(x):
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
+    if isinstance(x, np.ndarray):
+        return f"a {x.dtype} NumPy array of shape {x.shape}"
+    return "None" if x is None else type(x).__name__
+
+
+def positive_int(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int: a Python or NumPy integer (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def same_shape(x: object, name: str, reference: torch.Tensor, reference_name: str) -> torch.Tensor:
+    """``x``, a tensor of the same shape as the tensor ``reference`` (named ``reference_name``)."""
+    if not torch.is_tensor(x) or x.shape != reference.shape:
+        raise ValueError(f"{name}: expected the shape of {reference_name} {tuple(reference.shape)}, got {describe(x)}")
+    return x
+
+
+def float_images(x: object, name: str, channels: int | None = None, values: str = "") -> torch.Tensor:
+    """``x``, a float tensor ``(B, C, H, W)``, ``C == channels`` if given; ``values`` names their range in messages."""
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.ndim != 4 or channels not in (None, x.shape[1]):
+        shape = f"(B, {'C' if channels is None else channels}, H, W)"
+        scale = f" in {values}" if values else ""
+        raise ValueError(f"{name}: expected float images of shape {shape}{scale}, got {describe(x)}")
+    return x
