@@ -2,14 +2,17 @@
 
 Each ``bench/bench_<name>.py`` defines ``run() -> list[dict]``; every dict is a
 row with at least ``model``, ``params``, ``budget``, ``steps/s`` (or another
-speed) and its metrics. Rows are printed as one markdown table and written,
-with the machine's description, to ``bench/results.json``. Benchmarks measure;
-they never fall back to substitute data (they refuse to run instead).
+speed) and its metrics. Rows are printed as one markdown table and stored in
+``bench/results.json`` under the benchmark's name, with the machine's description
+and the date; the stored results of benchmarks that did not run are kept.
+Benchmarks measure; they never fall back to substitute data (they refuse to run
+instead).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import datetime
 import json
 import platform
 import sys
@@ -50,14 +53,18 @@ def main(names: list[str]) -> int:
         "cpu_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+    results_path = HERE / "results.json"
+    stored = json.loads(results_path.read_text()) if results_path.exists() else {}
     rows = []
     for path in discover(names):
+        name = path.stem.removeprefix("bench_")
         start = time.perf_counter()
-        for row in load(path).run():
-            rows.append({"benchmark": path.stem.removeprefix("bench_"), **row})
+        new_rows = [{"benchmark": name, **row} for row in load(path).run()]
+        rows += new_rows
+        stored[name] = {"machine": machine, "date": datetime.date.today().isoformat(), "rows": new_rows}
+        results_path.write_text(json.dumps(dict(sorted(stored.items())), indent=1) + "\n")  # after each, in case a later one fails
         print(f"{path.stem}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     print(markdown(rows))
-    (HERE / "results.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
     return 0
 
 
