@@ -6,7 +6,7 @@ complete submission graded 1, 2 and 4 notebooks at a time (``jobs``), then a bat
 ``BENCH_GRADING_STUDENTS`` (default 20) students graded 4 at a time, with feedback, under the
 default :class:`dgm.course.grading.Limits`. Goal: at most 3 minutes per complete submission.
 More jobs than cores pays on 2 cores: fast mode trains for fixed numbers of seconds, which
-overlap, and each job spends seconds starting nbgrader and a kernel.
+overlap, and each job spends seconds starting a kernel and importing torch in it.
 """
 
 from __future__ import annotations

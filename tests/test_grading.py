@@ -106,6 +106,12 @@ def test_autograde_rejects_a_bad_job_count(tmp_path):
         grading.autograde({}, tmp_path, ROOT, jobs=0)
 
 
+def test_a_release_that_fails_raises_with_nbgraders_words(tmp_path):
+    course = grading.new_course(tmp_path / "course", [], ROOT)
+    with pytest.raises(RuntimeError, match="(?s)releasing no_such_assignment failed.*no_such_assignment"):
+        grading.generate_release(course, ["no_such_assignment"])
+
+
 def test_failure_reasons_name_the_cause():
     limits = grading.Limits(memory_gb=2)
     assert "kernel died" in grading.failure_reason("nbclient.exceptions.DeadKernelError: Kernel died", limits)

@@ -150,6 +150,7 @@ def run_nbgrader(
     process ran past ``limits.notebook_seconds`` (it is then killed with its process group, the
     kernel included). Otherwise the exit code: 0 if every call succeeded.
     """
+    log.write_text("")  # there is a log to read even if the process dies before it writes one
     process = _processes().Process(
         target=_nbgrader_process,
         args=(str(course), calls, env or kernel_env(True), str(log), limits.memory_gb if limits else None,
@@ -320,6 +321,8 @@ def autograde(
     ``limits``, ``jobs`` at a time (each with ``cpu_count // jobs`` threads). With ``feedback``,
     HTML feedback is written to ``workdir/feedback/<student>/<assignment>/``. Returns one
     result per submission, in the order given; re-running on the same ``workdir`` starts afresh.
+    The grading processes are started with :mod:`multiprocessing`, which re-imports a script run
+    as ``python script.py``: keep such a script's work under ``if __name__ == "__main__":``.
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs: expected a positive int, got {jobs!r}")
