@@ -11,8 +11,8 @@ instead).
 
 from __future__ import annotations
 
-import importlib.util
 import datetime
+import importlib.util
 import json
 import platform
 import sys

@@ -183,7 +183,7 @@ def new_course(course: Path, ids: list[str], root: Path | None = None) -> Path:
 
 
 def generate_release(course: Path, ids: list[str]) -> None:
-    """``nbgrader generate_assignment --force`` for each id: writes ``course/notebooks/<id>/``."""
+    """nbgrader's generate_assignment (forced) for each id, in one process: writes ``course/notebooks/<id>/``."""
     calls = [("generate_assignment", {"assignment_id": assignment, "force": True}) for assignment in ids]
     with tempfile.TemporaryDirectory(prefix="dgm-release-") as tmp:
         log = Path(tmp) / "release.log"
