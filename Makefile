@@ -4,7 +4,7 @@
 #   make course              the main job: execute, release, autograde, render (FULL=1 for full budgets)
 #   make test                unit tests and the notebook pipeline
 #   make release             regenerate notebooks/ from solutions/
-#   make grade SUBMISSIONS=dir [OUT=build/grades] [JOBS=1]   (see docs/instructors.md)
+#   make grade SUBMISSIONS=dir [OUT=build/grades] [JOBS=1] [NO_SANDBOX=1]   (see docs/instructors.md)
 #   make validate NB=notebooks/<id>/<id>.ipynb               a student's check before submitting
 #   make lab                 Jupyter Lab on the student notebooks
 #   make bench               benchmarks: prints a table, writes bench/results.json
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 course: $(STAMP)
-	$(PY) -m dgm.course course $(if $(FULL),--full,)
+	$(PY) -m dgm.course course $(if $(FULL),--full,) $(if $(NO_SANDBOX),--no-sandbox,)
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -44,7 +44,7 @@ release: $(STAMP)
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<dir of <student>/<assignment>/<assignment>.ipynb>"; exit 2; }
-	$(PY) -m dgm.course grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS)
+	$(PY) -m dgm.course grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox,)
 
 validate: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make validate NB=notebooks/<id>/<id>.ipynb"; exit 2; }

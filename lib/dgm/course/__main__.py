@@ -1,9 +1,10 @@
 """Command line for the course pipeline (used by the Makefile).
 
-    python -m dgm.course course [--full] [IDS...]   the main job: execute, release, grade, render
+    python -m dgm.course course [--full] [--no-sandbox] [IDS...]   the main job: execute, release, grade, render
     python -m dgm.course release [IDS...]           regenerate notebooks/ from solutions/
-    python -m dgm.course check [IDS...]             grade solution and blank release (no repo changes)
-    python -m dgm.course grade SUBMISSIONS [--out DIR] [--jobs N] [--cell-timeout S] [--notebook-timeout S] [--memory-gb G]
+    python -m dgm.course check [--no-sandbox] [IDS...]   grade solution and blank release (no repo changes)
+    python -m dgm.course grade SUBMISSIONS [--out DIR] [--jobs N] [--cell-timeout S] [--notebook-timeout S]
+                               [--memory-gb G] [--disk-mb M] [--processes P] [--no-sandbox]
                                                     autograde <SUBMISSIONS>/<student>/<id>/<id>.ipynb
     python -m dgm.course validate NOTEBOOK          a student's check: run it, report failing tests (exit 1)
     python -m dgm.course book [--full]              the self-study site in build/book/html/ (see dgm.course.book)
@@ -29,14 +30,15 @@ from dgm.course.notebooks import (
 )
 
 
-def grade_solution_and_blank(ids: list[str], blanks: dict[str, Path], workdir: Path) -> dict[str, dict]:
-    """Autograde each solution and its blank release; return per-id scores."""
+def grade_solution_and_blank(ids: list[str], blanks: dict[str, Path], workdir: Path, sandbox: bool) -> dict[str, dict]:
+    """Autograde each solution and its blank release (in the sandbox unless ``sandbox`` is False);
+    return per-id scores."""
     submissions = {}
     for assignment in ids:
         submissions[("solution", assignment)] = source_notebook(assignment)
         submissions[("blank", assignment)] = blanks[assignment]
     table: dict[str, dict] = {assignment: {} for assignment in ids}
-    for result in grading.autograde(submissions, workdir, feedback=False):
+    for result in grading.autograde(submissions, workdir, feedback=False, sandbox=sandbox):
         table[result.assignment][result.student] = result
     return table
 
@@ -98,7 +100,7 @@ def command_course(args) -> int:
     released = dict(zip(ids, grading.release(root, ids)))
     print("autograding solutions and blank releases in a throwaway gradebook ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="dgm-grade-") as workdir:
-        scores = grade_solution_and_blank(ids, released, Path(workdir) / "course")
+        scores = grade_solution_and_blank(ids, released, Path(workdir) / "course", not args.no_sandbox)
     index = render_html(executed, build / "html", {p.stem: notebook_title(p) for p in executed})
     print(f"rendered {len(executed)} notebooks: {index}\n")
     rows = summarize(ids, scores, seconds)
@@ -119,7 +121,7 @@ def command_check(args) -> int:
         grading.generate_release(course, ids)
         blanks = {i: course / "notebooks" / i / f"{i}.ipynb" for i in ids}
         start = time.perf_counter()
-        scores = grade_solution_and_blank(ids, blanks, Path(tmp) / "grade")
+        scores = grade_solution_and_blank(ids, blanks, Path(tmp) / "grade", not args.no_sandbox)
         print(f"graded in {time.perf_counter() - start:.0f} s")
     rows = summarize(ids, scores, {i: 0.0 for i in ids})
     print_table(rows)
@@ -145,12 +147,18 @@ def command_grade(args) -> int:
     if not submissions:
         print(f"no submissions found under {folder} (expected <student>/<assignment>/<assignment>.ipynb)", file=sys.stderr)
         return 2
-    limits = grading.Limits(cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout, memory_gb=args.memory_gb)
+    limits = grading.Limits(
+        cell_seconds=args.cell_timeout, notebook_seconds=args.notebook_timeout, memory_gb=args.memory_gb,
+        disk_mb=args.disk_mb, processes=args.processes,
+    )
     out = Path(args.out).resolve()
-    print(f"grading {len(submissions)} submissions, {args.jobs} at a time ...", flush=True)
+    where = "WITHOUT the sandbox (--no-sandbox)" if args.no_sandbox else "each kernel in the bubblewrap sandbox"
+    print(f"grading {len(submissions)} submissions, {args.jobs} at a time, {where} ...", flush=True)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
-        results = grading.autograde(submissions, Path(tmp) / "course", limits=limits, jobs=args.jobs, progress=True)
+        results = grading.autograde(
+            submissions, Path(tmp) / "course", limits=limits, jobs=args.jobs, progress=True, sandbox=not args.no_sandbox
+        )
         for r in results:  # replace, never mix, an earlier run's feedback
             target = out / "feedback" / r.student / r.assignment
             shutil.rmtree(target, ignore_errors=True)
@@ -191,17 +199,22 @@ def command_book(args) -> int:
     return 0
 
 
+NO_SANDBOX = "run the kernels without the bubblewrap sandbox (unsafe for students' code; for machines without bubblewrap)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dgm.course", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     course = commands.add_parser("course", help="execute, release, grade and render every assignment")
     course.add_argument("--full", action="store_true", help="full training budgets (default: DGM_FAST=1)")
+    course.add_argument("--no-sandbox", action="store_true", help=NO_SANDBOX)
     course.add_argument("ids", nargs="*")
     course.set_defaults(run=command_course)
     release = commands.add_parser("release", help="regenerate notebooks/ from solutions/")
     release.add_argument("ids", nargs="*")
     release.set_defaults(run=command_release)
     check = commands.add_parser("check", help="grade solution and blank release without touching the repo")
+    check.add_argument("--no-sandbox", action="store_true", help=NO_SANDBOX)
     check.add_argument("ids", nargs="*")
     check.set_defaults(run=command_check)
     grade = commands.add_parser("grade", help="autograde a folder of submissions")
@@ -212,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--cell-timeout", type=int, default=defaults.cell_seconds, help="seconds per cell")
     grade.add_argument("--notebook-timeout", type=int, default=defaults.notebook_seconds, help="seconds per notebook")
     grade.add_argument("--memory-gb", type=float, default=defaults.memory_gb, help="memory limit of the kernel")
+    grade.add_argument("--disk-mb", type=int, default=defaults.disk_mb, help="what the kernel may write, in MB")
+    grade.add_argument("--processes", type=int, default=defaults.processes, help="processes and threads of the kernel")
+    grade.add_argument("--no-sandbox", action="store_true", help=NO_SANDBOX)
     grade.set_defaults(run=command_grade)
     validate = commands.add_parser("validate", help="run a notebook and report its failing tests (exit 1 if any)")
     validate.add_argument("notebook")
@@ -221,7 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     book.add_argument("--full", action="store_true", help="execute missing notebooks with full budgets (default: fast)")
     book.set_defaults(run=command_book)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except grading.SandboxUnavailable as err:
+        print(f"cannot grade: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ assignments in a new gradebook, and deletes the sources again. Each submission i
 its own copy of that template, by its own grading process (nbgrader's autograde, then its
 feedback), so that
 
-- a submission cannot read ``solutions/``, the instructor's gradebook or other students' work,
-  and cannot spoil anyone else's grade;
+- the student's kernel runs in the bubblewrap sandbox of :mod:`dgm.course.sandbox`: it sees
+  neither the repository nor any gradebook, writes only its own tmpfs and has no network
+  (``sandbox=False`` grades without it, for machines that have no bubblewrap);
 - every submission runs under :class:`Limits`: a per-cell timeout (nbgrader interrupts the
   kernel), a wall-clock limit for the whole notebook (after which the process group, kernel
-  included, is killed), a memory limit (``RLIMIT_AS``, inherited by the kernel) and a cap on
-  the output lines kept per cell;
+  included, is killed), a memory limit (``RLIMIT_AS``, inherited by the kernel), a cap on
+  the output lines kept per cell and, in the sandbox, caps on processes and written bytes;
+- after each run the gradebook's schema must be the one nbgrader made (no triggers, views or
+  extra tables), else the submission is FAILED as "gradebook tampered";
 - one submission that hangs, crashes or exhausts its memory ends as ``FAILED`` with the reason,
   and the batch goes on; ``jobs`` submissions can be graded side by side.
 
@@ -31,9 +34,11 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
+from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +46,10 @@ from pathlib import Path
 import nbformat
 
 from dgm.course.notebooks import assignment_ids, kernel_env, repo_root, source_notebook, unreadable
+
+
+class SandboxUnavailable(RuntimeError):
+    """This machine cannot run the grading sandbox (no bubblewrap, or no namespaces for it)."""
 
 
 @dataclass(frozen=True)
@@ -52,16 +61,25 @@ class Limits:
     grading process and its kernel are killed (FAILED: a cell that ignores interrupts);
     ``memory_gb``: address space of the kernel (an allocation beyond it raises ``MemoryError``)
     and of nbgrader; ``output_lines``: lines of output kept per cell in the graded notebook.
+    In the sandbox only: ``disk_mb``, the size of the kernel's writable tmpfs (working directory,
+    HOME, /tmp; a write beyond it fails with "No space left on device"); ``processes``, the
+    processes and threads the kernel's user may run (a fork beyond it fails).
     """
 
     cell_seconds: int = 300
     notebook_seconds: int = 1800
     memory_gb: float = 6.0
     output_lines: int = 1000
+    disk_mb: int = 512
+    processes: int = 256
 
     def nbgrader_config(self) -> dict:
-        """The nbgrader settings that enforce the cell timeout and the output cap."""
-        return {"Execute": {"timeout": self.cell_seconds}, "LimitOutput": {"max_lines": self.output_lines}}
+        """The nbgrader settings that enforce the cell timeout, the output cap and the sandbox's caps."""
+        return {
+            "Execute": {"timeout": self.cell_seconds},
+            "LimitOutput": {"max_lines": self.output_lines},
+            "SandboxedKernelManager": {"disk_mb": self.disk_mb, "processes": self.processes},
+        }
 
 
 @dataclass
@@ -71,7 +89,8 @@ class GradeResult:
     ``auto_score``/``auto_max``: points of autograded test cells; ``manual_max``: points that need
     a human (written answers); ``cells``: grade_id -> (score, or None if not graded yet, max
     points); ``first_error``: the first error raised outside the test cells (e.g. an import that
-    failed), which usually explains lost points; ``seconds``: wall time of the grading.
+    failed), which usually explains lost points; ``seconds``: wall time of the grading;
+    ``sandbox``: what isolated the kernel ("bubblewrap", or "none" when graded without).
     """
 
     student: str
@@ -84,6 +103,7 @@ class GradeResult:
     cells: dict[str, tuple[float | None, float]] = field(default_factory=dict)
     first_error: str = ""
     seconds: float = 0.0
+    sandbox: str = "none"
 
 
 def _limit_memory(gigabytes: float) -> None:
@@ -99,12 +119,14 @@ def _limit_memory(gigabytes: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _nbgrader_process(course: str, calls: list, env: dict, log: str, memory_gb: float | None, settings: dict) -> None:
+def _nbgrader_process(
+    course: str, calls: list, env: dict, log: str, memory_gb: float | None, settings: dict, sandbox: bool,
+) -> None:
     """The body of a grading process: NbGraderAPI ``calls`` [(method, kwargs)] in ``course``.
 
     The process leads its own process group (so that it can be killed with its kernel), lowers
     its memory limit, sends everything, the kernel's output included, to ``log``, and exits 1 at
-    the first call that fails.
+    the first call that fails. With ``sandbox``, autograde runs its kernels in the sandbox.
     """
     if hasattr(os, "setsid"):
         os.setsid()
@@ -122,6 +144,14 @@ def _nbgrader_process(course: str, calls: list, env: dict, log: str, memory_gb: 
 
     config = PyFileConfigLoader("nbgrader_config.py", path=course).load_config()
     config.merge(Config(settings))
+    if sandbox:
+        from nbgrader.converters import Autograde
+        from nbgrader.preprocessors import Execute
+
+        from dgm.course.sandbox import SandboxedExecute
+
+        steps = Autograde.class_traits()["autograde_preprocessors"].default()
+        config.Autograde.autograde_preprocessors = [SandboxedExecute if step is Execute else step for step in steps]
     config.CourseDirectory.root = course
     config.NbGraderAPI.log_level = "WARN"
     api = NbGraderAPI(config=config)
@@ -136,25 +166,27 @@ def _processes() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["nbgrader.apps", __name__])
+    context.set_forkserver_preload(["nbgrader.apps", "dgm.course.sandbox", __name__])
     return context
 
 
 def run_nbgrader(
-    calls: list[tuple[str, dict]], course: Path, log: Path, limits: Limits | None = None, env: dict | None = None
+    calls: list[tuple[str, dict]], course: Path, log: Path, limits: Limits | None = None, env: dict | None = None,
+    sandbox: bool = False,
 ) -> int | None:
     """Run NbGraderAPI ``calls``, e.g. ``[("autograde", {"assignment_id": ..., "student_id": ...})]``,
     in ``course`` (with its nbgrader_config.py), in a new process that writes its output to ``log``.
 
     Under ``limits``: their cell timeout, output cap and memory limit, and None is returned if the
     process ran past ``limits.notebook_seconds`` (it is then killed with its process group, the
-    kernel included). Otherwise the exit code: 0 if every call succeeded.
+    kernel included). Otherwise the exit code: 0 if every call succeeded. With ``sandbox``, the
+    kernels run in :mod:`dgm.course.sandbox` (its caps from ``limits``).
     """
     log.write_text("")  # there is a log to read even if the process dies before it writes one
     process = _processes().Process(
         target=_nbgrader_process,
         args=(str(course), calls, env or kernel_env(True), str(log), limits.memory_gb if limits else None,
-              limits.nbgrader_config() if limits else {}),
+              limits.nbgrader_config() if limits else {}, sandbox),
     )
     process.start()
     process.join(limits.notebook_seconds if limits else None)
@@ -253,6 +285,21 @@ def failure_reason(log: str, limits: Limits) -> str:
     return (errors or lines or ["nbgrader exited without a message"])[-1][:300]
 
 
+def gradebook_schema(path: Path) -> set[tuple]:
+    """Every entry of a gradebook's ``sqlite_master``: (type, name, table, SQL) of its tables,
+    indexes, triggers and views."""
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as database:
+        return set(database.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
+
+
+def tampering(expected: set[tuple], path: Path) -> str:
+    """What in the gradebook at ``path`` nbgrader did not make (``expected``: its schema), or ``""``."""
+    found = gradebook_schema(path)
+    extra = sorted(f"{kind} {name}" for kind, name, _, _ in found - expected)
+    missing = sorted(f"{kind} {name}" for kind, name, _, _ in expected - found)
+    return "; ".join(([f"added: {', '.join(extra)}"] if extra else []) + ([f"changed or removed: {', '.join(missing)}"] if missing else []))
+
+
 def _tail(path: Path, size: int = 65536) -> str:
     with open(path, "rb") as handle:
         handle.seek(max(0, path.stat().st_size - size))
@@ -261,7 +308,7 @@ def _tail(path: Path, size: int = 65536) -> str:
 
 def _grade_one(
     template: Path, student: str, assignment: str, notebook: Path, workdir: Path,
-    limits: Limits, feedback: bool, threads: int,
+    limits: Limits, feedback: bool, threads: int, sandbox: bool, schema: set[tuple],
 ) -> GradeResult:
     start = time.perf_counter()
     result = GradeResult(student, assignment)
@@ -283,8 +330,11 @@ def _grade_one(
     calls = [("autograde", dict(who, force=True, create=True))]
     if feedback:
         calls.append(("generate_feedback", dict(who, force=True)))
-    code = run_nbgrader(calls, course, log, limits, env)
-    if code is None:
+    code = run_nbgrader(calls, course, log, limits, env, sandbox)
+    problem = tampering(schema, course / "gradebook.db")
+    if problem:
+        result.reason = f"gradebook tampered ({problem})"
+    elif code is None:
         result.reason = (
             f"timed out: grading the notebook took longer than {limits.notebook_seconds} s "
             f"(a cell that never ends and ignores interrupts?)"
@@ -300,7 +350,7 @@ def _grade_one(
             if (course / kind / student / assignment).exists():
                 target = workdir / kind / student / assignment
                 shutil.rmtree(target, ignore_errors=True)
-                shutil.copytree(course / kind / student / assignment, target)
+                shutil.copytree(course / kind / student / assignment, target, symlinks=True)
     shutil.rmtree(course, ignore_errors=True)
     result.seconds = time.perf_counter() - start
     return result
@@ -314,11 +364,14 @@ def autograde(
     limits: Limits = Limits(),
     jobs: int = 1,
     progress: bool = False,
+    sandbox: bool = True,
 ) -> list[GradeResult]:
     """Autograde ``{(student, assignment): notebook path}`` in the fresh folder ``workdir``.
 
     Runs in fast mode (``DGM_FAST=1``), each submission in its own throwaway course under
-    ``limits``, ``jobs`` at a time (each with ``cpu_count // jobs`` threads). With ``feedback``,
+    ``limits``, ``jobs`` at a time (each with ``cpu_count // jobs`` threads), each kernel in the
+    sandbox of :mod:`dgm.course.sandbox` (:class:`SandboxUnavailable` if this machine cannot make
+    it; ``sandbox=False`` grades without isolation). With ``feedback``,
     HTML feedback is written to ``workdir/feedback/<student>/<assignment>/``. Returns one
     result per submission, in the order given; re-running on the same ``workdir`` starts afresh.
     The grading processes are started with :mod:`multiprocessing`, which re-imports a script run
@@ -326,6 +379,12 @@ def autograde(
     """
     if not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs: expected a positive int, got {jobs!r}")
+    if sandbox:
+        from dgm.course.sandbox import unavailable
+
+        problem = unavailable()
+        if problem:
+            raise SandboxUnavailable(problem)
     ids = sorted({assignment for _, assignment in submissions})
     workdir.mkdir(parents=True, exist_ok=True)
     template = workdir / "template"
@@ -336,10 +395,14 @@ def autograde(
     shutil.rmtree(template / "notebooks")
     (workdir / "logs").mkdir(exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    schema = gradebook_schema(template / "gradebook.db")
 
     def grade(item: tuple[tuple[str, str], Path]) -> GradeResult:
         (student, assignment), path = item
-        result = _grade_one(template, student, assignment, Path(path), workdir, limits, feedback, threads)
+        result = _grade_one(
+            template, student, assignment, Path(path), workdir, limits, feedback, threads, sandbox, schema
+        )
+        result.sandbox = "bubblewrap" if sandbox else "none"
         if progress:
             detail = f"{result.auto_score:g}/{result.auto_max:g}" if result.status == "graded" else result.reason
             print(f"  {student:20s} {assignment:20s} {result.status:7s} {detail} ({result.seconds:.0f} s)", flush=True)
@@ -350,17 +413,19 @@ def autograde(
 
 
 def write_gradebook_csv(results: list[GradeResult], path: Path) -> Path:
-    """One row per (student, assignment): status, reason, points, the first error, and every cell's points."""
+    """One row per (student, assignment): status, reason, sandbox, points, the first error, and every cell's points."""
     cells = sorted({cell for r in results for cell in r.cells})
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["student", "assignment", "status", "reason", "auto_score", "auto_max", "manual_max", "first_error", *cells]
+            ["student", "assignment", "status", "reason", "sandbox", "auto_score", "auto_max", "manual_max",
+             "first_error", *cells]
         )
         for r in results:
             points = [("" if r.cells.get(c, (None,))[0] is None else r.cells[c][0]) for c in cells]
             writer.writerow(
-                [r.student, r.assignment, r.status, r.reason, r.auto_score, r.auto_max, r.manual_max, r.first_error, *points]
+                [r.student, r.assignment, r.status, r.reason, r.sandbox, r.auto_score, r.auto_max, r.manual_max,
+                 r.first_error, *points]
             )
     return path
