@@ -1,38 +1,77 @@
 """Grading that survives broken and hostile submissions, and the student's validate command.
 
 The corpus (tests/corpus/, built by make_corpus.py from the released notebook) is graded in one
-batch, with limits small enough for a test; every case must end as the corpus says: graded with
-exactly the expected test cells lost, or FAILED with the expected reason. No feedback page may
-show hidden-test text, the gradebook CSV has one row per case, and grading again gives the same.
+batch, with limits small enough for a test, every kernel in the bubblewrap sandbox; every case must
+end as the corpus says: graded with exactly the expected test cells lost, or FAILED with the
+expected reason. No feedback page may show hidden-test text, the gradebook CSV has one row per
+case, and grading again gives the same. The attacks on the machine are checked on the host after
+the batch: no file written outside, no process left, no connection made, caps hit.
 """
 
 from __future__ import annotations
 
 import csv
+import os
+import re
+import socket
+import sqlite3
 import subprocess
 import sys
+import sysconfig
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from conftest import ROOT, hidden_lines_of, page_text
 from corpus import make_corpus
-from corpus.make_corpus import ASSIGNMENT, CASES
-from dgm.course import grading
+from corpus.make_corpus import ASSIGNMENT, CASES, ESCAPE, FROM_BLANK, PORT, SURVIVOR
+from dgm.course import grading, sandbox
 from dgm.course.notebooks import source_notebook
 from dgm.course.validation import describe, error_summary, validate
 
 pytestmark = pytest.mark.pipeline
 # The corpus notebook runs in well under 20 s in fast mode; the memory hog stops at 3 GB.
-LIMITS = grading.Limits(cell_seconds=20, notebook_seconds=75, memory_gb=3.0, output_lines=500)
+LIMITS = grading.Limits(cell_seconds=20, notebook_seconds=75, memory_gb=3.0, output_lines=500, disk_mb=64, processes=128)
+# Where writes_outside tries to leave a file, seen from the host.
+OUTSIDE = [ROOT / "lib" / "dgm", Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["purelib"]) / "nbgrader",
+           Path.home(), Path("~root").expanduser(), Path(tempfile.gettempdir()), Path("/")]
+
+
+def processes_with(argument: str) -> list[str]:
+    """Command lines of the host's processes that have ``argument`` among their arguments."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or gone
+            continue
+        if argument.encode() in arguments:
+            found.append(" ".join(a.decode(errors="replace") for a in arguments))
+    return found
+
+
+def output_of(work: Path, case: str) -> str:
+    """Every text output of ``case``'s graded notebook."""
+    notebook = nbformat.read(work / "autograded" / case / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    return "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     work = tmp_path_factory.mktemp("corpus-grading")
+    for folder in OUTSIDE:
+        (folder / ESCAPE).unlink(missing_ok=True)
     submissions = {(case, ASSIGNMENT): make_corpus.SUBMISSIONS / case / ASSIGNMENT / f"{ASSIGNMENT}.ipynb" for case in CASES}
-    results = grading.autograde(submissions, work, ROOT, feedback=True, limits=LIMITS, jobs=2)
-    return work, {r.student: r for r in results}
+    with socket.create_server(("127.0.0.1", PORT)) as listener:  # the network case knocks here
+        results = grading.autograde(submissions, work, ROOT, feedback=True, limits=LIMITS, jobs=2)
+        listener.setblocking(False)
+        try:
+            knocked = [listener.accept()[1]]
+        except BlockingIOError:
+            knocked = []
+    return work, {r.student: r for r in results}, knocked
 
 
 def test_the_committed_corpus_is_what_the_script_builds_from_the_current_release(tmp_path):
@@ -46,7 +85,7 @@ def test_the_committed_corpus_is_what_the_script_builds_from_the_current_release
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_each_submission_ends_as_the_corpus_expects(graded, case):
-    _, results = graded
+    _, results, _ = graded
     expected, result = CASES[case], results[case]
     assert result.status == expected.status, f"{case} ({expected.what}): {result.status} {result.reason}"
     if expected.status == "FAILED":
@@ -59,7 +98,10 @@ def test_each_submission_ends_as_the_corpus_expects(graded, case):
         lost = name in expected.lost or expected.lost == ("*",)
         assert score == (0 if lost else top), f"{case}: {name} scored {score} of {top}, expected {0 if lost else top}"
     written = [score for name, (score, _) in result.cells.items() if not name.startswith("test_")]
-    assert written and all(score is None for score in written), "written answers wait for a human grader"
+    if case in FROM_BLANK:  # nbgrader scores an untouched written answer 0 by itself
+        assert written and all(score == 0 for score in written)
+    else:
+        assert written and all(score is None for score in written), "written answers wait for a human grader"
     if expected.first_error:
         assert expected.first_error in result.first_error, f"{case}: first error {result.first_error!r}"
     elif case == "correct":
@@ -67,7 +109,7 @@ def test_each_submission_ends_as_the_corpus_expects(graded, case):
 
 
 def test_no_feedback_page_shows_hidden_tests_and_floods_are_cut(graded):
-    work, results = graded
+    work, results, _ = graded
     hidden = hidden_lines_of(nbformat.read(source_notebook(ASSIGNMENT, ROOT), 4))
     assert hidden
     for case, result in results.items():
@@ -82,10 +124,11 @@ def test_no_feedback_page_shows_hidden_tests_and_floods_are_cut(graded):
 
 
 def test_the_gradebook_has_a_row_and_a_status_per_submission(graded, tmp_path):
-    _, results = graded
+    _, results, _ = graded
     path = grading.write_gradebook_csv(list(results.values()), tmp_path / "grades.csv")
     rows = list(csv.DictReader(path.open()))
     assert {row["student"]: row["status"] for row in rows} == {case: CASES[case].status for case in CASES}
+    assert {row["sandbox"] for row in rows} == {"bubblewrap"}
     correct = next(row for row in rows if row["student"] == "correct")
     assert float(correct["auto_score"]) == float(correct["auto_max"]) == results["correct"].auto_max > 0
     assert float(correct[f"test_{make_corpus.LAST_ANSWER}"]) > 0
@@ -94,11 +137,67 @@ def test_the_gradebook_has_a_row_and_a_status_per_submission(graded, tmp_path):
 
 
 def test_grading_again_in_the_same_folder_gives_the_same_results(graded):
-    work, results = graded
+    work, results, _ = graded
     again = {(case, ASSIGNMENT): make_corpus.SUBMISSIONS / case / ASSIGNMENT / f"{ASSIGNMENT}.ipynb" for case in ("hard_coded", "corrupt")}
     for result in grading.autograde(again, work, ROOT, feedback=True, limits=LIMITS):
         before = results[result.student]
         assert (result.status, result.reason, result.cells) == (before.status, before.reason, before.cells)
+
+
+def test_nothing_a_submission_writes_reaches_the_host(graded):
+    assert graded[1]["writes_outside"].status == "graded"
+    written = [str(folder / ESCAPE) for folder in OUTSIDE if (folder / ESCAPE).exists()]
+    assert not written, f"a submission wrote outside its sandbox: {written}"
+
+
+def test_no_process_a_submission_starts_outlives_the_batch(graded):
+    assert graded[1]["survives_grading"].status == "graded"
+    assert not processes_with(SURVIVOR), "processes started by a submission are still running"
+
+
+def test_a_submission_cannot_reach_the_hosts_loopback(graded):
+    work, results, knocked = graded
+    assert results["network"].status == "graded" and not knocked, f"connections from the sandbox: {knocked}"
+    assert "no connection" in output_of(work, "network")
+
+
+def test_the_fork_bomb_and_the_disk_filler_hit_their_caps(graded):
+    work, _, _ = graded
+    forked = int(re.search(r"forked (\d+) children", output_of(work, "fork_bomb")).group(1))
+    assert 0 < forked < LIMITS.processes
+    written = int(re.search(r"wrote (\d+) MB", output_of(work, "disk_filler")).group(1))
+    assert 0 < written <= LIMITS.disk_mb
+
+
+def test_the_sandbox_reads_nothing_of_the_repository_but_the_library_and_its_checkpoints():
+    readable = [Path(p) for p in sandbox.readable_paths()]
+    for secret in (ROOT / "solutions", ROOT / "tests", ROOT / "notebooks", ROOT / ".git", Path.home()):
+        assert not [p for p in readable if p == secret or p in secret.parents], f"{secret} is visible in the sandbox"
+    assert ROOT / "lib" / "dgm" in readable and ROOT / "data" / "checkpoints" in readable
+
+
+def test_a_gradebook_with_anything_nbgrader_did_not_make_is_tampered(tmp_path):
+    course = grading.new_course(tmp_path / "course", [ASSIGNMENT], ROOT)
+    grading.generate_release(course, [ASSIGNMENT])
+    gradebook = course / "gradebook.db"
+    schema = grading.gradebook_schema(gradebook)
+    with sqlite3.connect(gradebook) as db:
+        db.execute("UPDATE grade_cells SET max_score = max_score")  # data is nbgrader's business, not the schema
+    assert grading.tampering(schema, gradebook) == ""
+    with sqlite3.connect(gradebook) as db:
+        db.execute("CREATE TRIGGER full AFTER INSERT ON grade BEGIN UPDATE grade SET auto_score = 99; END")
+        db.execute("CREATE VIEW peek AS SELECT * FROM source_cell")
+    assert grading.tampering(schema, gradebook) == "added: trigger full, view peek"
+
+
+def test_grading_without_bubblewrap_stops_with_a_clear_message(tmp_path):
+    (tmp_path / "alice" / ASSIGNMENT).mkdir(parents=True)
+    (tmp_path / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text("{}")
+    no_bwrap = {**os.environ, "PATH": str(Path(sys.executable).parent)}
+    run = subprocess.run([sys.executable, "-m", "dgm.course", "grade", str(tmp_path), "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, env=no_bwrap)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "bubblewrap" in run.stderr and "--no-sandbox" in run.stderr and not (tmp_path / "out").exists()
 
 
 def test_autograde_rejects_a_bad_job_count(tmp_path):

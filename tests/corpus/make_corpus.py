@@ -11,6 +11,10 @@ grades the whole corpus in one batch and checks every outcome.
 
 Hostile code goes at the top of the LAST exercise's answer cell, before its function is defined,
 so that a case graded with that exercise lost (and nothing else) shows that grading went on.
+The attacks on the machine (reading or writing outside the sandbox, changing grades, processes
+that outlive grading, the network, a fork bomb, a disk filler) keep every answer right (the one
+that changes grades starts from the blank release): honest cells must still score right, and
+``tests/test_grading.py`` checks on the host that nothing got out.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ SUBMISSIONS = HERE / "submissions"
 LAST_ANSWER = "expand_stochastic"  # the last exercise: 3 points
 FIRST_TEST = "test_random_turn_path"  # the first exercise's test cell: 3 points
 HARD_CODED = "expand"  # its visible tests are passed by a lookup table; the hidden ones are not
+ESCAPE = "dgm-corpus-escape"  # the name of every file the attacks try to write outside
+PORT = 47613  # the attacks connect to 127.0.0.1:PORT, where the test listens
+SURVIVOR = "86399.25"  # the argument of the `sleep` processes that try to outlive grading
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,21 @@ CASES = {
         "imports a module that does not exist, in the notebook's first code cell",
         "graded", lost=("*",), first_error="ModuleNotFoundError",
     ),
+    "reads_outside": Case(
+        "looks for the solutions, the tests, gradebooks, other submissions and home folders: finds none, "
+        "answers right (it raises, losing its exercise, if it finds any)", "graded",
+    ),
+    "writes_outside": Case(
+        "writes into dgm's package, site-packages, nbgrader, the home folders, /tmp and /, answers right", "graded",
+    ),
+    "changes_grades": Case(
+        "the blank release, with SQLite triggers and a direct UPDATE that give full marks in every "
+        "gradebook it can find", "graded", lost=("*",),
+    ),
+    "survives_grading": Case("starts `sleep` processes in their own sessions, answers right", "graded"),
+    "network": Case(f"connects to 127.0.0.1:{PORT} and sends what it can, answers right", "graded"),
+    "fork_bomb": Case("forks up to 2,000 sleeping children, then kills them, answers right", "graded"),
+    "disk_filler": Case("writes up to 1 GB into its folder, then deletes it, answers right", "graded"),
 }
 
 HOSTILE_CODE = {
@@ -88,7 +110,82 @@ HOSTILE_CODE = {
     "os_exit": "import os\nos._exit(1)\n",
     "memory_hog": "hog = []\nwhile True:\n    hog.append(b'x' * 2**27)\n",
     "output_flood": "for line in range(200_000):\n    print(line)\n",
+    "reads_outside": f"""import glob, os, pathlib, dgm
+repo = pathlib.Path(dgm.__file__).resolve().parents[2]
+here = pathlib.Path.cwd()
+roots = {{str(repo), str(pathlib.Path.home()), "/root", "/home", "/tmp", "/work", *(str(p) for p in here.parents[:-1])}}
+patterns = [f"{{root}}/**/{{name}}" for root in roots for name in ("gradebook.db", "{ASSIGNMENT}.ipynb")]
+patterns += [f"{{repo}}/solutions/*/*.ipynb", f"{{repo}}/tests/*.py", f"{{repo}}/.git/HEAD", "/root/*", "/home/*/*"]
+found = [p for pattern in patterns for p in glob.glob(pattern, recursive=True) if not p.startswith(str(here))]
+assert not found, f"read outside the sandbox: {{found[:5]}}"
+""",
+    "writes_outside": f"""import os, pathlib, sysconfig, dgm, nbgrader
+targets = [pathlib.Path(dgm.__file__).parent, pathlib.Path(nbgrader.__file__).parent,
+           pathlib.Path(sysconfig.get_paths()["purelib"]), pathlib.Path.home(), pathlib.Path(os.path.expanduser("~root")),
+           pathlib.Path("/tmp"), pathlib.Path("/")]
+for target in targets:
+    try:
+        (target / "{ESCAPE}").write_text("written by a submission")
+    except OSError:
+        pass
+""",
+    "changes_grades": """import glob, pathlib, sqlite3
+roots = [*(str(p) for p in pathlib.Path.cwd().parents[:-1]), "/tmp", "/work", "/root"]
+full = "(SELECT max_score FROM grade_cells WHERE grade_cells.id = NEW.cell_id)"
+for path in {p for root in roots for p in glob.glob(f"{root}/**/gradebook.db", recursive=True)}:
+    try:
+        with sqlite3.connect(path) as db:
+            for event in ("INSERT", "UPDATE"):
+                db.execute(f"CREATE TRIGGER IF NOT EXISTS full_{event} AFTER {event} ON grade BEGIN "
+                           f"UPDATE grade SET auto_score = {full} WHERE id = NEW.id AND auto_score IS NOT {full}; END")
+            db.execute("UPDATE grade SET auto_score = (SELECT max_score FROM grade_cells WHERE id = grade.cell_id)")
+    except sqlite3.Error:
+        pass
+""",
+    "survives_grading": f"""import subprocess
+for _ in range(2):
+    subprocess.Popen(["sh", "-c", "sleep {SURVIVOR} & sleep {SURVIVOR}"], start_new_session=True,
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+""",
+    "network": f"""import socket
+try:
+    socket.create_connection(("127.0.0.1", {PORT}), timeout=3).sendall(b"escaped")
+except OSError as err:
+    print("no connection:", err)
+""",
+    "fork_bomb": """import os, signal, time
+children = []
+try:
+    for _ in range(2000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+except OSError as err:
+    print("fork failed:", err)
+for pid in children:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+print(f"forked {len(children)} children")
+""",
+    "disk_filler": """import os
+written = 0
+try:
+    with open("filler.bin", "wb") as filler:
+        while written < 2**30:
+            filler.write(bytes(2**20))
+            filler.flush()
+            written += 2**20
+except OSError as err:
+    print("write failed:", err)
+finally:
+    if os.path.exists("filler.bin"):
+        os.remove("filler.bin")
+print(f"wrote {written >> 20} MB")
+""",
 }
+FROM_BLANK = {"changes_grades"}  # attacks made on the blank release: they must earn what it earns, 0
 
 WRONG_ANSWER = """def random_turn_path(z, step=1.0, turn_degrees=10.0):
     return None
@@ -119,9 +216,9 @@ def solved(release: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbf
     return notebook
 
 
-def variant(correct: nbformat.NotebookNode, case: str) -> nbformat.NotebookNode | str:
+def variant(correct: nbformat.NotebookNode, blank: nbformat.NotebookNode, case: str) -> nbformat.NotebookNode | str:
     """The submission of ``case``: a notebook, or (for a corrupt file) the text to write."""
-    notebook = copy.deepcopy(correct)
+    notebook = copy.deepcopy(blank if case in FROM_BLANK else correct)
     if case in HOSTILE_CODE:
         cell = notebook.cells[_cell(notebook, LAST_ANSWER)]
         cell.source = HOSTILE_CODE[case] + cell.source
@@ -155,7 +252,7 @@ def build(target: Path = SUBMISSIONS, root: Path = ROOT) -> dict[str, Path]:
     for case in CASES:
         path = target / case / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         path.parent.mkdir(parents=True)
-        made = variant(correct, case)
+        made = variant(correct, release, case)
         if isinstance(made, str):
             path.write_text(made)
         else:
