@@ -169,11 +169,12 @@ def test_the_fork_bomb_and_the_disk_filler_hit_their_caps(graded):
     assert 0 < written <= LIMITS.disk_mb
 
 
-def test_the_sandbox_reads_nothing_of_the_repository_but_the_library_and_its_checkpoints():
+def test_the_sandbox_reads_nothing_of_the_repository_but_the_library_and_shipped_data():
     readable = [Path(p) for p in sandbox.readable_paths()]
     for secret in (ROOT / "solutions", ROOT / "tests", ROOT / "notebooks", ROOT / ".git", Path.home()):
         assert not [p for p in readable if p == secret or p in secret.parents], f"{secret} is visible in the sandbox"
-    assert ROOT / "lib" / "dgm" in readable and ROOT / "data" / "checkpoints" in readable
+    for shipped in (ROOT / "lib" / "dgm", ROOT / "data" / "checkpoints", ROOT / "data" / "corpus"):
+        assert shipped in readable, f"{shipped} is not readable in the sandbox"
 
 
 def test_a_gradebook_with_anything_nbgrader_did_not_make_is_tampered(tmp_path):

@@ -8,6 +8,8 @@ This subpackage is the tooling behind the Makefile targets (``make course``,
   notebook headlessly, render HTML;
 - :mod:`dgm.course.grading`   -- generate the student release, autograde
   notebooks in a throwaway course directory, read the scores;
+- :mod:`dgm.course.sandbox`   -- the bubblewrap sandbox every graded student
+  kernel runs in;
 - :mod:`dgm.course.feedback`  -- the feedback preprocessor that hides hidden
   tests and the tracebacks they raise;
 - ``python -m dgm.course``    -- the command line (see ``--help``).

@@ -6,7 +6,8 @@ the gradebook), but the kernel that executes the student's cells is started by
 UTS namespaces:
 
 - it **reads** only the system folders (``/usr``, ``/etc``, ...), the Python environment, the
-  installed ``dgm`` package and the data it needs (``DGM_DATA``, ``data/checkpoints/``), each bound
+  installed ``dgm`` package and the data it needs (``DGM_DATA``, ``data/checkpoints/``,
+  ``data/corpus/``), each bound
   read-only at its own path; nothing else of the host exists in it: not the repository (its
   ``solutions/``, ``tests/``, ``notebooks/``, ``.git``), not the grading folder or any gradebook,
   not the home folder, not other submissions;
@@ -17,8 +18,9 @@ UTS namespaces:
 - it has **no network**: a new network namespace with only its own loopback. The grader talks to
   the kernel over ZeroMQ's ``ipc`` transport, Unix sockets that the host reaches through
   ``/proc/<pid>/root`` of the sandbox;
-- it runs as an **unprivileged user** without capabilities: ``nobody`` when the grader is root
-  (a process of host uid 0 would be exempt from the process cap), else uid 1000 in a user
+- it runs as an **unprivileged user** without capabilities: a host uid from 100000 up that owns no
+  file when the grader is root (a process of host uid 0 would be exempt from the process cap), else
+  uid 1000 in a user
   namespace in which no further user namespace may be made; at most ``processes`` processes and
   threads may run as that user (a fork bomb stays inside);
 - it lives in a new **PID namespace** that dies with it (``--die-with-parent``): nothing it starts
@@ -124,13 +126,16 @@ def unavailable() -> str:
 
 
 def readable_paths() -> list[str]:
-    """Host folders the kernel may read: the Python environment, the dgm package and its data."""
+    """Host folders the kernel may read: the Python environment, the dgm package, the MNIST cache
+    (``data_dir()``) and the data the repository ships (``data/checkpoints``, ``data/corpus``)."""
     import dgm
     from dgm.data import data_dir
     from dgm.zoo import checkpoint_dir
 
+    shipped = checkpoint_dir().parent  # the repository's data/: checkpoints and the text corpus
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    paths |= {str(Path(dgm.__file__).resolve().parent), str(data_dir().resolve()), str(checkpoint_dir())}
+    paths |= {str(Path(dgm.__file__).resolve().parent), str(data_dir().resolve())}
+    paths |= {str(shipped / "checkpoints"), str(shipped / "corpus")}
     return sorted(p for p in paths if Path(p).is_dir())
 
 
