@@ -10,13 +10,14 @@ import os
 
 from dgm import metrics
 from dgm.data import mnist
+from dgm.recipes import classifier as classifier_recipe
 
 SECONDS = float(os.environ.get("BENCH_CLASSIFIER_SECONDS", 150))
 
 
 def run() -> list[dict]:
     images, labels = mnist("test", download=False)
-    fresh, report = metrics.train_classifier(seconds=SECONDS)
+    fresh, report = classifier_recipe.train(seconds=SECONDS)
     shipped = metrics.evaluation_classifier()
     reference = metrics.fid_reference(2000, shipped)
     params = sum(p.numel() for p in shipped.parameters())

@@ -16,7 +16,8 @@ import torch
 from dgm import zoo
 from dgm.data import mnist
 from dgm.device import make_generator
-from dgm.diffusion import DDPM_NULL_LABEL, build_ddpm, epsilon_loss, evaluate_ddpm, linear_schedule, sample_digits
+from dgm.diffusion import DDPM_NULL_LABEL, epsilon_loss, linear_schedule
+from dgm.recipes.ddpm import build as build_ddpm, evaluate as evaluate_ddpm, sample_digits
 from dgm.metrics import class_accuracy
 from dgm.train import LearningCurve, batches, fit
 from dgm.unet import UNet

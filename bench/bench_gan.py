@@ -25,7 +25,8 @@ import torch
 
 from dgm import zoo
 from dgm.data import mnist
-from dgm.gan import DCDiscriminator, DCGenerator, evaluate_generator, init_dcgan_weights, train_gan
+from dgm.gan import DCDiscriminator, DCGenerator, init_dcgan_weights, train_gan
+from dgm.recipes.cgan import evaluate as evaluate_generator
 from dgm.metrics import class_accuracy, evaluation_classifier, fid, fid_reference
 from dgm.train import batches
 from dgm.translation import (

@@ -10,7 +10,8 @@ import os
 
 from likelihood import likelihood_row
 
-from dgm.autoregressive import sample, train_pixelcnn
+from dgm.autoregressive import sample
+from dgm.recipes.pixelcnn import train as train_pixelcnn
 
 SECONDS = float(os.environ.get("BENCH_PIXELCNN_SECONDS", 1800))
 

@@ -11,7 +11,8 @@ import os
 
 from likelihood import likelihood_row
 
-from dgm.vae import sample, train_vae
+from dgm.recipes.vae import train as train_vae
+from dgm.vae import sample
 
 SECONDS = float(os.environ.get("BENCH_VAE_SECONDS", 900))
 

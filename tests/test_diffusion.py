@@ -472,10 +472,10 @@ def test_bad_input_gets_clear_errors():
 
 
 def test_sample_digits_gives_seeded_images_in_the_unit_range_for_every_label():
-    from dgm.diffusion import build_ddpm, sample_digits
+    from dgm.recipes.ddpm import build, sample_digits
 
     torch.manual_seed(0)
-    model = build_ddpm()
+    model = build()
     with torch.no_grad():
         model.head[-1].weight.normal_(0, 0.1)  # an untrained but non-zero noise model
     labels = torch.tensor([0, 3, 9])
@@ -491,7 +491,7 @@ def test_sample_digits_gives_seeded_images_in_the_unit_range_for_every_label():
 
 def test_shipped_ddpm_draws_the_digits_it_is_asked_for():
     from dgm import zoo
-    from dgm.diffusion import sample_digits
+    from dgm.recipes.ddpm import sample_digits
     from dgm.metrics import class_accuracy
 
     card = zoo.card("ddpm-mnist-cond")
@@ -514,9 +514,9 @@ def test_shipped_ddpm_draws_the_digits_it_is_asked_for():
 
 def test_evaluate_ddpm_reports_accuracy_and_fid_at_every_scale_it_is_given():
     from dgm import zoo
-    from dgm.diffusion import evaluate_ddpm
+    from dgm.recipes.ddpm import evaluate
 
-    result = evaluate_ddpm(zoo.load("ddpm-mnist-cond", device="cpu"), samples_per_class=3, scales=(1.0, 3.0))
+    result = evaluate(zoo.load("ddpm-mnist-cond", device="cpu"), samples_per_class=3, scales=(1.0, 3.0))
     metrics = result["metrics"]
     assert set(metrics) == {
         "class_accuracy_scale_1", "fid_scale_1", "class_accuracy_scale_3", "fid_scale_3",

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from dgm.data import toy_2d
+from dgm.data import ring_of_gaussians, toy_2d
 from dgm.gan import (
     DCDiscriminator,
     DCGenerator,
@@ -23,7 +23,6 @@ from dgm.gan import (
     init_dcgan_weights,
     lerp,
     project,
-    ring_of_gaussians,
     sample,
     slerp,
     train_gan,

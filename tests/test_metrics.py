@@ -10,6 +10,7 @@ from torch import nn
 
 from conftest import shared_mnist
 from dgm import metrics
+from dgm.recipes import classifier as classifier_recipe
 
 
 def test_bits_per_dim_known_value_and_round_trip():
@@ -88,7 +89,7 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_noise():
 
 
 def test_classifier_shapes_and_input_check():
-    model = metrics.build_classifier()
+    model = classifier_recipe.build()
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
     assert model.features(torch.rand(3, 1, 28, 28)).shape == (3, 128)
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dgm.device import make_generator
+from dgm.device import Seed, evaluating, make_generator, module_device
 
 __all__ = [
     "MaskedConv2d",
@@ -51,8 +51,6 @@ __all__ = [
     "sample",
     "dependency_map",
     "NGramModel",
-    "build_pixelcnn",
-    "train_pixelcnn",
     "evaluate_nll",
 ]
 
@@ -186,11 +184,21 @@ def nll_loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
 
 
 @torch.no_grad()
+def evaluate_nll(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> float:
+    """Mean negative log-likelihood in nats per image of binary ``images`` ``(N, 1, H, W)``."""
+    device = module_device(model)
+    with evaluating(model):
+        total = sum(-log_prob(model, images[i : i + batch_size].to(device)).sum().item()
+                    for i in range(0, len(images), batch_size))
+    return total / len(images)
+
+
+@torch.no_grad()
 def sample(
     model: nn.Module,
     n: int,
     shape: tuple[int, int, int] = (1, 28, 28),
-    seed: int | torch.Generator | None = 0,
+    seed: Seed = 0,
     given: torch.Tensor | None = None,
     known: torch.Tensor | None = None,
     frames: int = 0,
@@ -204,7 +212,7 @@ def sample(
     """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected a positive int, got {n!r}")
-    device = next(model.parameters()).device
+    device = module_device(model)
     generator = make_generator(seed)
     x = torch.zeros(n, *shape)
     keep = torch.zeros(n, *shape, dtype=torch.bool)
@@ -215,19 +223,17 @@ def sample(
             raise ValueError(f"given: expected shape {(n, *shape)}, got {tuple(given.shape)}")
         keep = known.to(torch.bool).expand(n, *shape).clone()
         x = torch.where(keep, given.float().cpu(), x)
-    was_training = model.training
-    model.eval()
-    height, width = shape[1], shape[2]
-    snapshots, every = [], max(1, (height * width) // frames) if frames else 0
-    for index in range(height * width):
-        row, col = divmod(index, width)
-        if not keep[:, :, row, col].all():
-            logits = model(x.to(device))[:, :, row, col].cpu()
-            draw = torch.bernoulli(torch.sigmoid(logits), generator=generator)
-            x[:, :, row, col] = torch.where(keep[:, :, row, col], x[:, :, row, col], draw)
-        if every and (index + 1) % every == 0:
-            snapshots.append(x.clone())
-    model.train(was_training)
+    with evaluating(model):
+        height, width = shape[1], shape[2]
+        snapshots, every = [], max(1, (height * width) // frames) if frames else 0
+        for index in range(height * width):
+            row, col = divmod(index, width)
+            if not keep[:, :, row, col].all():
+                logits = model(x.to(device))[:, :, row, col].cpu()
+                draw = torch.bernoulli(torch.sigmoid(logits), generator=generator)
+                x[:, :, row, col] = torch.where(keep[:, :, row, col], x[:, :, row, col], draw)
+            if every and (index + 1) % every == 0:
+                snapshots.append(x.clone())
     return (x, snapshots) if frames else x
 
 
@@ -237,7 +243,7 @@ def dependency_map(model: nn.Module, row: int, col: int, shape: tuple[int, int] 
     height, width = shape
     if not (0 <= row < height and 0 <= col < width):
         raise ValueError(f"row, col: expected a pixel inside {shape}, got ({row}, {col})")
-    x = torch.rand(1, 1, height, width, generator=make_generator(0)).to(next(model.parameters()).device)
+    x = torch.rand(1, 1, height, width, generator=make_generator(0)).to(module_device(model))
     x.requires_grad_(True)
     model(x)[0, 0, row, col].backward()
     return (x.grad[0, 0].abs() > 0).cpu()
@@ -293,7 +299,7 @@ class NGramModel:
             raise ValueError(f"text: characters not in the training vocabulary: {sorted(unknown)}")
         return sum(math.log(self.probabilities(text[:t])[char]) for t, char in enumerate(text))
 
-    def sample(self, length: int, prompt: str = "", seed: int | torch.Generator | None = 0) -> str:
+    def sample(self, length: int, prompt: str = "", seed: Seed = 0) -> str:
         """Continue ``prompt`` by ``length`` characters, each drawn from ``p(next | context)``."""
         generator = make_generator(seed)
         text = prompt
@@ -302,71 +308,3 @@ class NGramModel:
             weights = torch.tensor(list(probabilities.values()), dtype=torch.float64)
             text += self.vocabulary[torch.multinomial(weights, 1, generator=generator).item()]
         return text
-
-
-# --- the zoo's PixelCNN --------------------------------------------------------------------
-
-PIXELCNN_CONFIG = {"channels": 32, "layers": 6, "kernel_size": 3, "first_kernel": 7}
-PIXELCNN_DESIGN = (
-    "gated PixelCNN (no blind spot), batch 32: in 5-minute trials on 2 CPU cores it reached 91.7 nats "
-    "against 91.9 for the plain PixelCNN(64 channels, 5 blocks) at batch 32, 93.8 for the plain one at "
-    "batch 64 and 94.3 for the gated one at batch 64 (batch 32 gives twice the updates at the same "
-    "images per second), and it has the capacity to keep improving over a longer budget"
-)
-
-
-def build_pixelcnn() -> GatedPixelCNN:
-    """The architecture of the zoo model ``pixelcnn-mnist`` (why: :data:`PIXELCNN_DESIGN`)."""
-    return GatedPixelCNN(**PIXELCNN_CONFIG)
-
-
-@torch.no_grad()
-def evaluate_nll(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> float:
-    """Mean negative log-likelihood in nats per image of binary ``images`` ``(N, 1, H, W)``."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total = sum(-log_prob(model, images[i : i + batch_size].to(device)).sum().item() for i in range(0, len(images), batch_size))
-    model.train(was_training)
-    return total / len(images)
-
-
-def train_pixelcnn(
-    seconds: float | None = None, batch_size: int = 32, lr: float = 2e-3,
-    eval_every: int = 500, eval_images: int = 1000, seed: int = 0,
-) -> tuple[nn.Module, dict]:
-    """Train on dynamically binarized MNIST train for ``seconds`` (default 1800); report test NLL (nats and bits/dim).
-
-    Every ``eval_every`` steps the NLL of ``eval_images`` test images (evenly spread) is recorded
-    (evaluation time is excluded from the budget), giving the time to reach 95 and 90 nats.
-    """
-    from dgm.data import TEST_BINARIZATION_SEED
-    from dgm.metrics import nats_to_bits_per_dim
-    from dgm.train import fit_binarized_mnist
-
-    seconds = 1800.0 if seconds is None else seconds
-    torch.manual_seed(seed)
-    model = build_pixelcnn()
-    result, curve, test_images = fit_binarized_mnist(
-        model, nll_loss, evaluate_nll, "test NLL [nats]", seconds=seconds, batch_size=batch_size, lr=lr,
-        eval_every=eval_every, eval_images=eval_images, seed=seed,
-    )
-    nll = evaluate_nll(model, test_images)
-    report = {
-        "data": "MNIST train (60,000), binarized afresh every batch (x ~ Bernoulli(pixel)); "
-        f"test: MNIST test (10,000) binarized once with seed {TEST_BINARIZATION_SEED}",
-        "architecture": f"GatedPixelCNN({PIXELCNN_CONFIG}), {sum(p.numel() for p in model.parameters()):,} parameters",
-        "design": PIXELCNN_DESIGN,
-        "recipe": f"Adam lr {lr}, 200 warm-up steps, cosine decay over the budget, batch {batch_size}",
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
-        "images_per_second": round(result.steps * batch_size / result.seconds, 1),
-        "curve_seconds_step_nll": curve.points,
-        "metrics": {
-            "test_nll_nats": round(nll, 2),
-            "test_bits_per_dim": round(nats_to_bits_per_dim(nll, 784), 4),
-            "seconds_to_95_nats": curve.first_time_below(95.0),
-            "seconds_to_90_nats": curve.first_time_below(90.0),
-        },
-    }
-    return model, report

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["describe", "positive_int", "same_shape", "float_images"]
+__all__ = ["describe", "positive_int", "same_shape", "float_images", "class_labels"]
 
 
 def describe(x: object) -> str:
@@ -40,3 +40,17 @@ def float_images(x: object, name: str, channels: int | None = None, values: str 
         scale = f" in {values}" if values else ""
         raise ValueError(f"{name}: expected float images of shape {shape}{scale}, got {describe(x)}")
     return x
+
+
+def class_labels(labels: object, batch: int | None = None, num_classes: int | None = None, name: str = "labels") -> torch.Tensor:
+    """``labels``, an integer tensor ``(batch,)`` (any length if ``batch`` is None) of classes, each in
+    ``[0, num_classes)`` when ``num_classes`` is given. A float, complex or bool tensor is a TypeError."""
+    classes = "" if num_classes is None else f" with classes in [0, {num_classes - 1}]"
+    expected = f"an integer tensor of shape ({'B' if batch is None else batch},), one label per example{classes}"
+    if not torch.is_tensor(labels) or labels.ndim != 1 or (batch is not None and len(labels) != batch):
+        raise ValueError(f"{name}: expected {expected}, got {describe(labels)}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"{name}: expected {expected}, got dtype {labels.dtype}")
+    if num_classes is not None and len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"{name}: expected {expected}, got values from {labels.min().item()} to {labels.max().item()}")
+    return labels

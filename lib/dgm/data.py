@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dgm.device import make_generator
+from dgm.device import Seed, make_generator
 
 __all__ = [
     "data_dir",
@@ -217,7 +217,7 @@ def mnist(
     return images, labels
 
 
-def binarize(images: torch.Tensor, seed: int | torch.Generator | None = None) -> torch.Tensor:
+def binarize(images: torch.Tensor, seed: Seed = None) -> torch.Tensor:
     """Binarize images in [0, 1]: stochastically (x ~ Bernoulli(pixel)) with a seed, else at 0.5."""
     if not torch.is_tensor(images) or not images.is_floating_point():
         raise TypeError(f"images: expected a float tensor in [0, 1], got {type(images).__name__}")
@@ -246,7 +246,7 @@ def binarized_mnist(
     return binarize(images, seed=seed), labels
 
 
-def subset(*tensors: torch.Tensor, n: int, seed: int | torch.Generator | None = 0) -> tuple[torch.Tensor, ...]:
+def subset(*tensors: torch.Tensor, n: int, seed: Seed = 0) -> tuple[torch.Tensor, ...]:
     """The same ``n`` random rows of each tensor (e.g. a small training set for fast mode)."""
     if not tensors:
         raise ValueError("subset: give at least one tensor")
@@ -260,7 +260,7 @@ def subset(*tensors: torch.Tensor, n: int, seed: int | torch.Generator | None = 
 
 
 def ring_of_gaussians(
-    n: int, modes: int = 8, radius: float = 2.0, std: float = 0.02, seed: int | torch.Generator | None = 0
+    n: int, modes: int = 8, radius: float = 2.0, std: float = 0.02, seed: Seed = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` points ``(n, 2)`` from an equal mixture of ``modes`` Gaussians ``N(c_k, std^2 I)``, and the centres.
 
@@ -315,7 +315,7 @@ def _blobs(n: int, g: torch.Generator) -> torch.Tensor:
 TOY_2D = {"ring": _ring, "grid": _grid, "moons": _moons, "spiral": _spiral, "blobs": _blobs}
 
 
-def toy_2d(name: str, n: int, seed: int | torch.Generator | None = 0) -> torch.Tensor:
+def toy_2d(name: str, n: int, seed: Seed = 0) -> torch.Tensor:
     """``n`` points ``(n, 2)`` float32 from a named toy distribution.
 
     ``ring``: 8 Gaussians on a circle of radius 2 (a classic mode-collapse test);

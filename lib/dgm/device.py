@@ -1,4 +1,4 @@
-"""Choosing a device and seeding random number generators.
+"""Where a model runs: choosing a device, finding a model's device and mode, and seeding.
 
 Every model in the course runs on the CPU by default and on a GPU when there is
 one, without a change to the code. The rule, in order:
@@ -9,18 +9,27 @@ one, without a change to the code. The rule, in order:
 4. the CPU.
 
 Nothing else in the library hard-codes a device: functions take ``device=None``
-and call :func:`get_device`.
+and call :func:`get_device`, or follow the model they are given (:func:`module_device`).
+Functions that use a model for inference run it under :func:`evaluating`, which puts it in
+eval mode (dropout off, BatchNorm on its running statistics) and restores its mode afterwards.
+Randomness comes in as a :data:`Seed` and becomes a generator with :func:`make_generator`.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
+from torch import nn
 
-__all__ = ["get_device", "seed_everything", "make_generator"]
+__all__ = ["Seed", "get_device", "module_device", "evaluating", "seed_everything", "make_generator"]
+
+Seed = int | torch.Generator | None
+"""An int (repeatable), a ``torch.Generator`` to draw from, or ``None`` (fresh entropy)."""
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:
@@ -50,6 +59,25 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return chosen
 
 
+def module_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (of its buffers if it has none; the CPU if neither)."""
+    tensor = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``model`` in eval mode, then restore the mode it had (even on an error)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python's, NumPy's and torch's global generators; return a seeded CPU generator.
 
@@ -64,7 +92,7 @@ def seed_everything(seed: int) -> torch.Generator:
     return make_generator(seed)
 
 
-def make_generator(seed: int | torch.Generator | None = None, device: str | torch.device = "cpu") -> torch.Generator:
+def make_generator(seed: Seed = None, device: str | torch.device = "cpu") -> torch.Generator:
     """A ``torch.Generator`` from a seed; a generator passes through unchanged.
 
     ``None`` gives a generator seeded from fresh entropy (a non-repeatable run).

@@ -37,7 +37,7 @@ from functools import lru_cache
 
 import torch
 
-from dgm.device import make_generator
+from dgm.device import Seed, make_generator
 
 __all__ = [
     "HANDS",
@@ -119,14 +119,14 @@ def exact_probabilities() -> dict[str, Fraction]:
     return {hand: Fraction(count, total) for hand, count in exact_counts().items()}
 
 
-def roll(n: int, seed: int | torch.Generator | None = None) -> torch.Tensor:
+def roll(n: int, seed: Seed = None) -> torch.Tensor:
     """``n`` rolls of five fair dice: an int64 tensor ``(n, 5)`` with values in ``1..6``."""
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n: expected a positive int (number of rolls), got {n!r}")
     return torch.randint(1, N_FACES + 1, (int(n), N_DICE), generator=make_generator(seed))
 
 
-def monte_carlo_probabilities(n: int, seed: int | torch.Generator | None = None) -> dict[str, float]:
+def monte_carlo_probabilities(n: int, seed: Seed = None) -> dict[str, float]:
     """Estimate ``P(hand)`` as the fraction of ``n`` seeded rolls showing it, in :data:`HANDS` order.
 
     Each roll is classified by looking up its outcome in the enumeration behind

@@ -68,15 +68,14 @@ so that later code can wrap it.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dgm.checks import describe, float_images, positive_int, same_shape
-from dgm.device import get_device, make_generator
+from dgm.checks import class_labels, describe, float_images, positive_int, same_shape
+from dgm.device import Seed, get_device, make_generator
 
 __all__ = [
     "Schedule",
@@ -99,14 +98,9 @@ __all__ = [
     "ddim_sample",
     "DDPM_T",
     "DDPM_NULL_LABEL",
-    "build_ddpm",
-    "sample_digits",
-    "evaluate_ddpm",
-    "train_ddpm",
 ]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Seed = int | torch.Generator | None
 
 
 def _is_int(value: object) -> bool:
@@ -302,17 +296,6 @@ def eps_from_x0(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, x0: torc
 # --- training and guidance ------------------------------------------------------------------
 
 
-def _check_labels(labels: object, batch: int | None = None) -> torch.Tensor:
-    count = "B" if batch is None else batch
-    if not torch.is_tensor(labels) or labels.ndim != 1 or (batch is not None and len(labels) != batch):
-        raise ValueError(
-            f"labels: expected an integer tensor of shape ({count},), one label per image, got {describe(labels)}"
-        )
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels: expected an integer tensor of class labels, got dtype {labels.dtype}")
-    return labels
-
-
 def _check_eps(eps: object, x_t: torch.Tensor, name: str) -> torch.Tensor:
     """A noise model's output must have the shape of its input ``x_t`` (no silent broadcasting)."""
     return same_shape(eps, name, x_t, "x_t")
@@ -339,7 +322,7 @@ def epsilon_loss(
     if not 0.0 <= p_uncond <= 1.0:
         raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond!r}")
     if labels is not None:
-        labels = _check_labels(labels, len(x0)).to(x0.device)
+        labels = class_labels(labels, len(x0)).to(x0.device)
     if p_uncond > 0 and (labels is None or not _is_int(null_label)):
         raise ValueError(
             f"null_label: p_uncond = {p_uncond} drops labels, so it needs labels and an int null_label "
@@ -371,7 +354,7 @@ def guided(
     """
     if labels is None:
         return lambda x_t, t: _check_eps(model(x_t, t, None), x_t, "model")
-    labels = _check_labels(labels)
+    labels = class_labels(labels)
     scale = float(scale)
     if scale != 1.0 and not _is_int(null_label):
         raise ValueError(
@@ -379,7 +362,7 @@ def guided(
         )
 
     def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        cond = _check_labels(labels, len(x_t)).to(x_t.device)
+        cond = class_labels(labels, len(x_t)).to(x_t.device)
         if scale == 1.0:
             return _check_eps(model(x_t, t, cond), x_t, "model")
         uncond = torch.full_like(cond, null_label)
@@ -607,116 +590,7 @@ def ddim_sample(
     return _run_chain(eps_fn, timesteps, step, eta > 0, shape, generator, x_T, device, frames)
 
 
-# --- the zoo's diffusion model --------------------------------------------------------------
+# --- the course's DDPM conventions -----------------------------------------------------------
 
-DDPM_UNET_CONFIG = {"channels": (16, 32, 64), "num_classes": 10}
 DDPM_T = 1000  # the linear schedule of DDPM, beta from 1e-4 to 0.02
-DDPM_NULL_LABEL = 10
-
-
-def build_ddpm() -> nn.Module:
-    """The noise model of the zoo's ``ddpm-mnist-cond``: a class-conditional :class:`dgm.unet.UNet`
-    for ``linear_schedule(DDPM_T)``, trained on MNIST scaled to [-1, 1]; label 10 is the null class."""
-    from dgm.unet import UNet
-
-    return UNet(**DDPM_UNET_CONFIG)
-
-
-@torch.no_grad()
-def sample_digits(
-    model: nn.Module, labels: torch.Tensor, scale: float = 2.0, steps: int = 50, seed: Seed = 0,
-    schedule: Schedule | None = None, batch_size: int = 250,
-) -> torch.Tensor:
-    """Guided DDIM samples of the given digit ``labels`` ``(N,)``: images ``(N, 1, 28, 28)`` in [0, 1] on the CPU."""
-    schedule = schedule if schedule is not None else linear_schedule(DDPM_T)
-    device = next(model.parameters()).device
-    schedule = schedule.to(device)
-    generator = make_generator(seed)
-    was_training = model.training
-    model.eval()
-    images = [
-        ddim_sample(
-            guided(model, part.to(device), scale, DDPM_NULL_LABEL), schedule, (len(part), 1, 28, 28),
-            steps=steps, generator=generator, device=device,
-        ).cpu()
-        for part in labels.split(batch_size)
-    ]
-    model.train(was_training)
-    return (torch.cat(images) + 1) / 2
-
-
-def evaluate_ddpm(
-    model: nn.Module, samples_per_class: int = 100, scales: Sequence[float] = (1.0, 1.5, 2.0, 3.0), seed: int = 0,
-) -> dict:
-    """The model card's numbers for a class-conditional DDPM of the zoo's kind.
-
-    At each guidance scale, ``samples_per_class`` guided DDIM-50 samples of every digit: their class
-    accuracy (evaluation classifier) and classifier-FID against as many random MNIST test digits,
-    beside the FID's floor (train vs test digits) and ceiling (noise vs test) at that sample size.
-    Returns ``{"evaluation": str, "metrics": dict}`` (metrics keyed ``class_accuracy_scale_<s>``,
-    ``fid_scale_<s>``, ``fid_floor_train_vs_test``, ``fid_ceiling_noise_vs_test``).
-    """
-    from dgm.data import mnist
-    from dgm.metrics import class_accuracy, fid, fid_reference
-
-    test_images, _ = mnist("test")
-    wanted = torch.arange(10).repeat_interleave(samples_per_class)
-    n = len(wanted)
-    real = test_images[torch.randperm(len(test_images), generator=make_generator(seed))[:n]]
-    metrics, seconds = {}, []
-    for scale in scales:
-        start = time.perf_counter()
-        samples = sample_digits(model, wanted, scale, seed=seed)
-        seconds.append(time.perf_counter() - start)
-        metrics[f"class_accuracy_scale_{scale:g}"] = round(class_accuracy(samples, wanted), 4)
-        metrics[f"fid_scale_{scale:g}"] = round(fid(samples, real), 2)
-    reference = fid_reference(n, seed=seed)
-    metrics["fid_floor_train_vs_test"] = round(reference["floor"], 2)
-    metrics["fid_ceiling_noise_vs_test"] = round(reference["ceiling"], 2)
-    evaluation = (
-        f"{samples_per_class} guided DDIM-50 samples per digit at each guidance scale; FID (classifier features) "
-        f"against {n} random test digits; sampling {n} images took {min(seconds):.0f}-{max(seconds):.0f} s "
-        f"per scale (scale 1 needs no unconditional pass)"
-    )
-    return {"evaluation": evaluation, "metrics": metrics}
-
-
-def train_ddpm(
-    seconds: float | None = None, batch_size: int = 128, lr: float = 2e-3, ema_decay: float = 0.999,
-    p_uncond: float = 0.1, seed: int = 0,
-) -> tuple[nn.Module, dict]:
-    """Train the zoo's class-conditional DDPM on MNIST for ``seconds`` (default 1500); return the EMA model
-    and its card (the numbers from :func:`evaluate_ddpm`).
-
-    Epsilon loss with labels dropped to the null class with probability ``p_uncond``; Adam,
-    200 warm-up steps, cosine decay, gradient clipping at 1, EMA of the weights.
-    """
-    from dgm.data import mnist
-    from dgm.train import batches, fit
-
-    seconds = 1500.0 if seconds is None else seconds
-    torch.manual_seed(seed)
-    images, labels = mnist("train")
-    schedule = linear_schedule(DDPM_T)
-    model = build_ddpm()
-    generator = make_generator(seed + 1)
-
-    def loss_fn(model, batch):
-        x, y = batch
-        return epsilon_loss(model, schedule.to(x.device), x * 2 - 1, y, generator, p_uncond, DDPM_NULL_LABEL)
-
-    result = fit(
-        model, loss_fn, batches(images, labels, batch_size=batch_size, seed=seed), seconds=seconds, lr=lr,
-        warmup=200, ema_decay=ema_decay, grad_clip=1.0, progress=False,
-    )
-    ema = result.ema
-    return ema, {
-        "data": "MNIST train (60,000) with labels, scaled to [-1, 1]",
-        "architecture": f"UNet({DDPM_UNET_CONFIG}), {sum(p.numel() for p in ema.parameters()):,} parameters; "
-        f"linear schedule, T = {DDPM_T}; label {DDPM_NULL_LABEL} = null class",
-        "recipe": f"epsilon loss, p_uncond {p_uncond}, Adam lr {lr}, 200 warm-up steps, cosine decay, "
-        f"grad clip 1, batch {batch_size}, EMA {ema_decay} (the EMA weights are shipped)",
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
-        **evaluate_ddpm(ema, seed=seed),
-    }
+DDPM_NULL_LABEL = 10  # the label that means "no label" (classifier-free guidance)

@@ -70,9 +70,7 @@ with ``num_classes``, so that :func:`gan_step` treats all of them alike.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Container, Iterator, Sequence
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -80,9 +78,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from dgm.blocks import hidden_widths, mlp
-from dgm.checks import describe, positive_int, same_shape
-from dgm.data import ring_of_gaussians
-from dgm.device import get_device, make_generator
+from dgm.checks import class_labels, describe, positive_int, same_shape
+from dgm.device import Seed, evaluating, get_device, make_generator, module_device
 from dgm.train import Budget
 
 __all__ = [
@@ -103,17 +100,11 @@ __all__ = [
     "attribute_vector",
     "Projection",
     "project",
-    "ring_of_gaussians",
     "ModeCount",
     "count_modes",
-    "CGAN_CONFIG",
-    "build_cgan",
-    "evaluate_generator",
-    "train_cgan",
 ]
 
 IMAGE_SHAPE = (1, 28, 28)
-Seed = int | torch.Generator | None
 
 
 def _check_batch(
@@ -140,31 +131,11 @@ def _check_labels(labels: object, num_classes: int | None, batch: int) -> torch.
             got = describe(labels)
             raise ValueError(f"labels: the model is unconditional (num_classes=None), expected None, got {got}")
         return None
-    expected = f"an integer tensor of shape ({batch},) with classes in [0, {num_classes - 1}]"
     if labels is None:
+        expected = f"an integer tensor of shape ({batch},) with classes in [0, {num_classes - 1}]"
         raise ValueError(f"labels: the model is conditional on {num_classes} classes, expected {expected}, got None")
-    if not torch.is_tensor(labels) or tuple(labels.shape) != (batch,):
-        raise ValueError(f"labels: expected {expected}, got {describe(labels)}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"labels: expected {expected}, got dtype {labels.dtype}")
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"labels: expected {expected}, got values from {labels.min().item()} to {labels.max().item()}")
+    labels = class_labels(labels, batch, num_classes)
     return labels.long()
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
-@contextmanager
-def _evaluating(module: nn.Module) -> Iterator[nn.Module]:
-    """Run a block with ``module`` in eval mode (BatchNorm uses its running statistics), then restore its mode."""
-    was_training = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was_training)
 
 
 # --- the players ----------------------------------------------------------------------------
@@ -458,7 +429,7 @@ def train_gan(
 
     def maybe_callback() -> None:
         if callback is not None and len(history) in callback_at:
-            with budget.paused(), _evaluating(generator):
+            with budget.paused(), evaluating(generator):
                 callback(len(history), generator)
 
     maybe_callback()
@@ -487,8 +458,8 @@ def sample(generator: nn.Module, n: int, labels: torch.Tensor | None = None, see
     """
     n = positive_int(n, "n")
     z = torch.randn(n, generator.latent_dim, generator=make_generator(seed))
-    device = _device_of(generator)
-    with _evaluating(generator):
+    device = module_device(generator)
+    with evaluating(generator):
         return generator(z.to(device), None if labels is None else labels.to(device)).cpu()
 
 
@@ -588,7 +559,7 @@ def project(
         raise ValueError(f"lr: expected a positive learning rate, got {lr!r}")
     if not prior_weight >= 0:
         raise ValueError(f"prior_weight: expected a non-negative weight, got {prior_weight!r}")
-    device, count = _device_of(generator), len(images)
+    device, count = module_device(generator), len(images)
     # row r * B + b is restart r of image b
     target = images.to(device).repeat(restarts, *[1] * len(generator.out_shape))
     labels = None if labels is None else labels.to(device).repeat(restarts)
@@ -599,7 +570,7 @@ def project(
     def error(reconstruction: torch.Tensor) -> torch.Tensor:
         return (reconstruction - target).flatten(1).pow(2).mean(1)
 
-    with _evaluating(generator):
+    with evaluating(generator):
         for _ in range(steps):
             objective = error(generator(z, labels)) + prior_weight * z.pow(2).mean(1)
             (z.grad,) = torch.autograd.grad(objective.sum(), z)
@@ -661,70 +632,3 @@ def count_modes(
         high_quality=close.float().mean().item(),
         counts=counts,
     )
-
-
-# --- the zoo's class-conditional DCGAN --------------------------------------------------------
-
-CGAN_CONFIG = {"latent_dim": 64, "width": 64, "num_classes": 10}
-
-
-def build_cgan() -> DCGenerator:
-    """The generator of the zoo's ``cgan-mnist``: ``DCGenerator(**CGAN_CONFIG)``, images in [-1, 1]."""
-    return DCGenerator(**CGAN_CONFIG)
-
-
-def evaluate_generator(generator: nn.Module, per_class: int = 100, seed: Seed = 0) -> dict[str, float]:
-    """Card numbers for an MNIST generator, from ``10 * per_class`` samples (``per_class`` of each digit
-    if ``G`` is conditional): class accuracy (conditional only), the entropy of the predicted-class
-    histogram in nats (``ln 10 = 2.303`` when every digit is equally common), and classifier-FID
-    against as many random test digits beside its train-vs-test floor."""
-    from dgm.data import mnist
-    from dgm.metrics import class_accuracy, class_entropy, fid, fid_reference
-    from dgm.viz import to_unit
-
-    n = 10 * per_class
-    labels = torch.arange(10).repeat_interleave(per_class) if generator.num_classes else None
-    images = to_unit(sample(generator, n, labels, seed))
-    test_images, _ = mnist("test")
-    real = test_images[torch.randperm(len(test_images), generator=make_generator(seed))[:n]]
-    metrics = {"class_entropy": round(class_entropy(images), 4)}
-    if labels is not None:
-        metrics["class_accuracy"] = round(class_accuracy(images, labels), 4)
-    metrics["fid"] = round(fid(images, real), 2)
-    metrics["fid_floor_train_vs_test"] = round(fid_reference(n, seed=seed)["floor"], 2)
-    return metrics
-
-
-def train_cgan(
-    seconds: float | None = None, steps: int = 4000, batch_size: int = 64, seed: int = 0
-) -> tuple[nn.Module, dict]:
-    """Train the zoo's class-conditional DCGAN on MNIST for ``steps`` steps (or ``seconds``, when given); return ``G``
-    and its card. A step budget makes the model the same on a busy machine and an idle one.
-
-    :class:`DCGenerator` and the projection :class:`DCDiscriminator` with 10 classes, the DCGAN
-    initialisation and optimiser (Adam 2e-4, beta_1 0.5), the non-saturating loss, batch 64.
-    """
-    from dgm.data import mnist
-    from dgm.train import batches
-
-    images, labels = mnist("train")
-    generator = init_dcgan_weights(build_cgan(), seed)
-    discriminator = init_dcgan_weights(DCDiscriminator(CGAN_CONFIG["width"], CGAN_CONFIG["num_classes"]), seed + 1)
-    start = time.perf_counter()
-    history = train_gan(
-        generator, discriminator, batches(images * 2 - 1, labels, batch_size=batch_size, seed=seed),
-        steps=None if seconds else steps, seconds=seconds, seed=seed, progress=False,
-    )
-    elapsed = time.perf_counter() - start
-    last = history[-200:]
-    return generator.cpu(), {
-        "data": "MNIST train (60,000) with labels, scaled to [-1, 1]",
-        "architecture": f"DCGenerator({CGAN_CONFIG}) against a projection DCDiscriminator(width "
-        f"{CGAN_CONFIG['width']}, 10 classes); the generator is shipped",
-        "recipe": f"non-saturating loss, Adam 2e-4 (beta_1 0.5) for both, DCGAN initialisation, batch {batch_size}",
-        "steps": len(history),
-        "train_seconds": round(elapsed, 1),
-        "evaluation": "1,000 samples, 100 per digit; the evaluation classifier; FID against 1,000 random test digits",
-        "final_d_real_d_fake": [round(sum(h[k] for h in last) / len(last), 3) for k in ("d_real", "d_fake")],
-        "metrics": evaluate_generator(generator),
-    }

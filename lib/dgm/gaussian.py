@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from dgm.checks import positive_int
-from dgm.device import make_generator
+from dgm.device import Seed, make_generator
 
 __all__ = [
     "fit_mle",
@@ -63,7 +63,6 @@ __all__ = [
     "fit_em",
 ]
 
-Seed = int | torch.Generator | None
 
 
 # --------------------------------------------------------------------------- input checks

@@ -38,14 +38,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from dgm.blocks import gaussian_kernel
-from dgm.checks import describe
-from dgm.device import make_generator
+from dgm.checks import class_labels, describe, float_images
+from dgm.device import Seed, evaluating, make_generator, module_device
 from dgm.diffusion import (
     DDPM_NULL_LABEL,
     EpsFn,
     Schedule,
-    _check_images,
-    _check_labels,
     add_noise,
     ddim_sample,
     ddpm_step,
@@ -457,6 +455,11 @@ def noise_statistics(view: View, n: int = 2000, shape: tuple[int, int, int] = (1
     return {"mean": seen.mean().item(), "variance": seen.var().item(), "neighbour_correlation": correlation.item()}
 
 
+def _check_images(name: str, x: object) -> torch.Tensor:
+    """``x``: float images ``(B, C, H, W)``, on the diffusion scale [-1, 1]."""
+    return float_images(x, name, values="[-1, 1]")
+
+
 # --- illusions -----------------------------------------------------------------------------------
 
 
@@ -467,7 +470,7 @@ def _class_grid(labels: object, columns: int | None, what: str) -> torch.Tensor:
             f"labels: expected an integer tensor (B, {columns or 'K'}), one class per image and per {what}, "
             f"got {describe(labels)}"
         )
-    _check_labels(labels[:, 0])
+    class_labels(labels[:, 0])
     return labels
 
 
@@ -496,12 +499,12 @@ def multiview_eps(
 
 def anagram(
     model: Model, views: Sequence[View], labels: torch.Tensor, schedule: Schedule, scale: float = 2.0,
-    steps: int = 50, seed: int | torch.Generator | None = 0, eta: float = 0.0, frames: int = 0,
+    steps: int = 50, seed: Seed = 0, eta: float = 0.0, frames: int = 0,
     null_label: int = DDPM_NULL_LABEL, image_shape: tuple[int, int, int] = (1, 28, 28),
 ):
     """Sample visual anagrams with DDIM: images ``(B, *image_shape)`` in [-1, 1] that read as ``labels[b, v]``
     under view ``v``. ``labels``: ``(B, V)``. With ``frames`` also the ``x0_hat`` snapshots (see ``ddim_sample``)."""
-    device = next(model.parameters()).device
+    device = module_device(model)
     labels = _class_grid(labels, len(views), "view").to(device)
     eps_fn = multiview_eps(model, views, labels, scale, null_label)
     return ddim_sample(
@@ -710,13 +713,11 @@ def judge(images: torch.Tensor, views: Sequence[View], labels: torch.Tensor, cla
     labels = _class_grid(labels, len(views), "view")
     _check_images("images", images)
     classifier = classifier if classifier is not None else evaluation_classifier()
-    device = next(classifier.parameters()).device
-    was_training = classifier.training
-    classifier.eval()
-    probabilities = torch.stack(
-        [classifier(((v.view(images).clamp(-1, 1) + 1) / 2).to(device)).softmax(1).cpu() for v in views], 1
-    )
-    classifier.train(was_training)
+    device = module_device(classifier)
+    with evaluating(classifier):
+        probabilities = torch.stack(
+            [classifier(((v.view(images).clamp(-1, 1) + 1) / 2).to(device)).softmax(1).cpu() for v in views], 1
+        )
     intended = probabilities.gather(2, labels.unsqueeze(2)).squeeze(2)  # (B, V)
     among = probabilities.gather(2, labels.unsqueeze(1).expand(-1, len(views), -1)).sum(2)  # (B, V)
     return {

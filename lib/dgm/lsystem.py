@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dgm.device import make_generator
+from dgm.device import Seed, make_generator
 
 __all__ = [
     "random_turn_path",
@@ -65,7 +65,6 @@ __all__ = [
     "render_plants",
 ]
 
-Seed = int | torch.Generator | None
 
 
 def _as_numpy(x, name: str) -> np.ndarray:

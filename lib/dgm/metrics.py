@@ -27,15 +27,12 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from dgm.device import make_generator
+from dgm.device import evaluating, make_generator, module_device
 
 __all__ = [
     "nats_to_bits_per_dim",
     "bits_per_dim_to_nats",
-    "build_classifier",
-    "train_classifier",
     "evaluation_classifier",
     "classifier_features",
     "frechet_distance",
@@ -86,50 +83,6 @@ class DigitClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def build_classifier() -> DigitClassifier:
-    """An untrained evaluation classifier (the zoo loads the trained weights into it)."""
-    return DigitClassifier().to(memory_format=torch.channels_last)
-
-
-def _random_shift(images: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch.Tensor:
-    """Translate each image by up to ``pixels`` in x and y (zero fill): cheap augmentation."""
-    padded = F.pad(images, (pixels,) * 4)
-    dx, dy = torch.randint(0, 2 * pixels + 1, (2,), generator=generator).tolist()
-    return padded[:, :, dy : dy + 28, dx : dx + 28]
-
-
-def train_classifier(seconds: float | None = None, epochs: int = 6, seed: int = 0) -> tuple[DigitClassifier, dict]:
-    """Train the evaluation classifier on MNIST train; report test accuracy. Needs the real MNIST."""
-    from dgm.data import mnist
-    from dgm.train import batches, fit
-
-    torch.manual_seed(seed)
-    images, labels = mnist("train")
-    test_images, test_labels = mnist("test")
-    model = build_classifier()
-    generator = make_generator(seed + 1)
-    batch_size = 128
-    steps = epochs * (len(images) // batch_size)
-
-    def loss_fn(model, batch):
-        x, y = batch
-        return F.cross_entropy(model(_random_shift(x, generator)), y)
-
-    result = fit(
-        model, loss_fn, batches(images, labels, batch_size=batch_size, seed=seed),
-        steps=steps, seconds=seconds, lr=2e-3, warmup=100,
-    )
-    accuracy = class_accuracy(test_images, test_labels, model)
-    report = {
-        "data": "MNIST train (60,000), random shifts of up to 2 pixels; evaluated on MNIST test (10,000)",
-        "recipe": f"Adam lr 2e-3, 100 warm-up steps, cosine decay, batch {batch_size}, {epochs} epochs max",
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
-        "metrics": {"test_accuracy": round(accuracy, 4)},
-    }
-    return model, report
-
-
 def evaluation_classifier(device: str | torch.device | None = None) -> DigitClassifier:
     """The shipped, verified evaluation classifier (zoo model ``mnist-classifier``)."""
     from dgm import zoo
@@ -140,11 +93,9 @@ def evaluation_classifier(device: str | torch.device | None = None) -> DigitClas
 @torch.no_grad()
 def _apply(function, images: torch.Tensor, model: nn.Module | None, batch_size: int) -> torch.Tensor:
     model = model if model is not None else evaluation_classifier()
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    outputs = [function(model, images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
-    model.train(was_training)
+    device = module_device(model)
+    with evaluating(model):
+        outputs = [function(model, images[i : i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
     return torch.cat(outputs)
 
 

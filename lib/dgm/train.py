@@ -29,14 +29,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dgm.data import TEST_BINARIZATION_SEED, binarize, binarized_mnist, mnist
-from dgm.device import get_device, make_generator
+from dgm.data import binarize
+from dgm.device import Seed, get_device, make_generator
 
-__all__ = ["batches", "binarized_batches", "Budget", "fit", "FitResult", "LearningCurve", "fit_binarized_mnist", "save_checkpoint", "load_checkpoint"]
+__all__ = ["batches", "binarized_batches", "Budget", "fit", "FitResult", "LearningCurve", "save_checkpoint", "load_checkpoint"]
 
 
 def batches(
-    *tensors: torch.Tensor, batch_size: int, seed: int | torch.Generator | None = 0
+    *tensors: torch.Tensor, batch_size: int, seed: Seed = 0
 ) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless shuffled minibatches of equally long tensors (a fresh permutation each epoch)."""
     if not tensors:
@@ -55,7 +55,7 @@ def batches(
 
 
 def binarized_batches(
-    images: torch.Tensor, batch_size: int, seed: int | torch.Generator | None = 0
+    images: torch.Tensor, batch_size: int, seed: Seed = 0
 ) -> Iterator[tuple[torch.Tensor]]:
     """Endless batches ``(x,)`` of ``images`` in [0, 1] binarized afresh every time, ``x ~ Bernoulli(pixel)``
     ("dynamic binarization"); the draws are seeded and made on the CPU."""
@@ -99,39 +99,6 @@ class LearningCurve:
     def first_time_below(self, threshold: float) -> float | None:
         """Training seconds at the first point whose value is ``<= threshold`` (None if never)."""
         return next((seconds for seconds, _, value in self.points if value <= threshold), None)
-
-
-def fit_binarized_mnist(
-    model: nn.Module,
-    loss_fn: Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor],
-    measure: Callable[[nn.Module, torch.Tensor], float],
-    metric: str,
-    *,
-    seconds: float,
-    batch_size: int,
-    lr: float,
-    eval_every: int = 500,
-    eval_images: int = 1000,
-    seed: int = 0,
-) -> tuple[FitResult, LearningCurve, torch.Tensor]:
-    """The course's recipe for likelihood models of binarized MNIST (the zoo's PixelCNN and VAE).
-
-    Trains ``model`` with :func:`fit` for ``seconds`` on MNIST train binarized afresh every
-    batch (Adam, 200 warm-up steps, cosine decay). Every ``eval_every`` steps the curve records
-    ``measure(model, images)`` on ``eval_images`` test digits spread over the test set (its first
-    digits are easier than its last ones), labelled ``metric``. The test set is MNIST test
-    binarized once with :data:`dgm.data.TEST_BINARIZATION_SEED`. Needs the real MNIST.
-    Returns the fit result, the curve, and the binarized test images ``(10000, 1, 28, 28)``.
-    """
-    train_images, _ = mnist("train")
-    test_images, _ = binarized_mnist("test", seed=TEST_BINARIZATION_SEED)
-    every = len(test_images) // eval_images
-    curve = LearningCurve(lambda current: measure(current, test_images[::every]), f"{metric}, every {every}th test digit")
-    result = fit(
-        model, loss_fn, binarized_batches(train_images, batch_size=batch_size, seed=seed), seconds=seconds, lr=lr,
-        warmup=200, callback=curve, callback_every=eval_every, progress=False,
-    )
-    return result, curve, test_images
 
 
 def save_checkpoint(path: str | os.PathLike, **state) -> Path:

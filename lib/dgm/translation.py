@@ -105,7 +105,7 @@ from torch.nn import functional as F
 
 from dgm.blocks import gaussian_kernel
 from dgm.checks import describe, float_images, positive_int, same_shape
-from dgm.device import get_device, make_generator
+from dgm.device import Seed, evaluating, get_device, make_generator, module_device
 from dgm.gan import discriminator_loss, generator_loss_nonsaturating
 from dgm.train import Budget, batches
 
@@ -135,7 +135,6 @@ __all__ = [
     "train_cyclegan",
 ]
 
-Seed = int | torch.Generator | None
 Spec = tuple[int, int]
 ImageMap = Callable[[torch.Tensor], torch.Tensor]
 NORMS = ("batch", "instance")
@@ -376,7 +375,7 @@ def empirical_receptive_field(model: nn.Module, in_channels: int, size: int = 12
     size = positive_int(size, "size")
     probe = copy.deepcopy(model).eval()
     _without_instance_norm(probe)
-    device = next(probe.parameters()).device
+    device = module_device(probe)
     x = torch.randn(1, in_channels, size, size, generator=make_generator(seed)).to(device).requires_grad_(True)
     out = probe(x)
     out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
@@ -650,14 +649,12 @@ def translate(generator: nn.Module, images: torch.Tensor, batch_size: int = 500)
     """
     _check_data(images, "images")
     batch_size = positive_int(batch_size, "batch_size")
-    device = next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
-    outputs = [
-        _to_data(generator(_to_model(images[i : i + batch_size].to(device)))).cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    generator.train(was_training)
+    device = module_device(generator)
+    with evaluating(generator):
+        outputs = [
+            _to_data(generator(_to_model(images[i : i + batch_size].to(device)))).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
     return torch.cat(outputs)
 
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from functools import partial
 from typing import NamedTuple
 
 import torch
@@ -50,7 +49,7 @@ from torch.nn import functional as F
 
 from dgm.blocks import hidden_widths, mlp
 from dgm.checks import describe, same_shape
-from dgm.device import make_generator
+from dgm.device import Seed, evaluating, make_generator, module_device
 
 __all__ = [
     "PCA",
@@ -69,9 +68,6 @@ __all__ = [
     "interpolate",
     "Quantized",
     "VectorQuantizer",
-    "VAE_CONFIG",
-    "build_vae",
-    "train_vae",
 ]
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -212,7 +208,7 @@ def reconstruction_loss(model: nn.Module, batch: tuple[torch.Tensor, ...]) -> to
     return -_bernoulli_log_likelihood(model(x), x).mean()
 
 
-def corrupt(x: torch.Tensor, noise_std: float, seed: int | torch.Generator | None = None) -> torch.Tensor:
+def corrupt(x: torch.Tensor, noise_std: float, seed: Seed = None) -> torch.Tensor:
     """``clamp(x + noise_std * eps, 0, 1)`` with ``eps ~ N(0, I)`` drawn from ``seed``; same shape as ``x``."""
     if noise_std < 0:
         raise ValueError(f"noise_std: expected a non-negative standard deviation, got {noise_std!r}")
@@ -360,20 +356,18 @@ def evaluate_bound(
 ) -> float:
     """Mean upper bound on ``-log p(x)`` in nats per image of ``images`` ``(N, 1, 28, 28)``:
     the negative ELBO (``k=None``), or the negative importance-weighted bound with ``k`` samples."""
-    was_training = model.training
-    model.eval()
-    device, generator = next(model.parameters()).device, make_generator(seed)
+    device, generator = module_device(model), make_generator(seed)
     total = 0.0
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device)
-        bound = elbo(model, x, generator) if k is None else importance_weighted_log_likelihood(model, x, k, generator)
-        total -= bound.sum().item()
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(device)
+            bound = elbo(model, x, generator) if k is None else importance_weighted_log_likelihood(model, x, k, generator)
+            total -= bound.sum().item()
     return total / len(images)
 
 
 @torch.no_grad()
-def sample(model: VAE, n: int, seed: int | torch.Generator | None = 0) -> torch.Tensor:
+def sample(model: VAE, n: int, seed: Seed = 0) -> torch.Tensor:
     """``n`` images ``(n, 1, 28, 28)`` in [0, 1] from the prior: ``z ~ N(0, I)``, then the mean ``E[x | z]``.
 
     For the Bernoulli decoder these are the pixel probabilities (smooth grey images,
@@ -382,7 +376,7 @@ def sample(model: VAE, n: int, seed: int | torch.Generator | None = 0) -> torch.
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected a positive int, got {n!r}")
     z = torch.randn(n, model.latent_dim, generator=make_generator(seed))
-    return model.mean(z.to(next(model.parameters()).device)).cpu()
+    return model.mean(z.to(module_device(model))).cpu()
 
 
 @torch.no_grad()
@@ -397,7 +391,7 @@ def interpolate(model: VAE, x_a: torch.Tensor, x_b: torch.Tensor, steps: int = 8
     for name, image in (("x_a", x_a), ("x_b", x_b)):
         if not torch.is_tensor(image) or tuple(image.shape) != IMAGE_SHAPE:
             raise ValueError(f"{name}: expected one image of shape (1, 28, 28) in [0, 1], got {describe(image)}")
-    device = next(model.parameters()).device
+    device = module_device(model)
     mu, _ = model.encode(torch.stack([x_a, x_b]).to(device))
     t = torch.linspace(0.0, 1.0, steps, device=device)[:, None]
     return model.mean((1 - t) * mu[0] + t * mu[1]).cpu()
@@ -455,58 +449,3 @@ class VectorQuantizer(nn.Module):
             codebook_loss=F.mse_loss(z_q, z_e.detach()),
             commitment_loss=F.mse_loss(z_e, z_q.detach()),
         )
-
-
-# --- the zoo's VAE --------------------------------------------------------------------------
-
-VAE_CONFIG = {"latent_dim": 32, "hidden": [512, 512], "likelihood": "bernoulli"}
-
-
-def build_vae() -> VAE:
-    """The architecture of the zoo model ``vae-mnist``: :data:`VAE_CONFIG`."""
-    return VAE(**VAE_CONFIG)
-
-
-def train_vae(
-    seconds: float | None = None, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
-    eval_every: int = 500, eval_images: int = 1000,
-) -> tuple[VAE, dict]:
-    """Train on dynamically binarized MNIST train for ``seconds`` (default 900); report test bounds.
-
-    Every ``eval_every`` steps the negative ELBO of ``eval_images`` test images (evenly spread)
-    is recorded (evaluation time is excluded from the budget), giving the time to reach
-    100 and 95 nats. At the end: the negative ELBO of all 10,000 test images and the
-    importance-weighted NLL (``k = 1000``) of every 10th test digit (1,000).
-    """
-    from dgm.data import TEST_BINARIZATION_SEED
-    from dgm.train import fit_binarized_mnist
-
-    seconds = 900.0 if seconds is None else seconds
-    torch.manual_seed(seed)
-    model = build_vae()
-    result, curve, test_images = fit_binarized_mnist(
-        model, partial(vae_loss, generator=make_generator(seed + 1)), evaluate_bound, "test -ELBO [nats]",
-        seconds=seconds, batch_size=batch_size, lr=lr, eval_every=eval_every, eval_images=eval_images, seed=seed,
-    )
-    negative_elbo = evaluate_bound(model, test_images)
-    iw_nll = evaluate_bound(model, test_images[::10], k=1000)
-    report = {
-        "data": "MNIST train (60,000), binarized afresh every batch (x ~ Bernoulli(pixel)); "
-        f"test: MNIST test (10,000) binarized once with seed {TEST_BINARIZATION_SEED}",
-        "architecture": f"VAE({VAE_CONFIG}), MLP encoder and decoder, {sum(p.numel() for p in model.parameters()):,} parameters",
-        "recipe": f"Adam lr {lr}, 200 warm-up steps, cosine decay over the budget, batch {batch_size}, "
-        "one z sample per image (ELBO with closed-form KL)",
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
-        "images_per_second": round(result.steps * batch_size / result.seconds, 1),
-        "evaluation": "curve: negative ELBO of test digits spread over the test set; test_negative_elbo_nats: all "
-        "10,000 test images; test_iw_nll_nats_k1000: importance-weighted NLL, k = 1000, every 10th test image (1,000)",
-        "curve_seconds_step_nelbo": curve.points,
-        "metrics": {
-            "test_negative_elbo_nats": round(negative_elbo, 2),
-            "test_iw_nll_nats_k1000": round(iw_nll, 2),
-            "seconds_to_100_nats": curve.first_time_below(100.0),
-            "seconds_to_95_nats": curve.first_time_below(95.0),
-        },
-    }
-    return model, report

@@ -1,7 +1,7 @@
 """The model zoo: small pretrained checkpoints shipped in ``data/checkpoints/``.
 
 Each model has a name, a function that builds the (untrained) network, and a
-function that trains it. ``python -m dgm.zoo train NAME`` runs the training and
+function that trains it, both in its recipe module (:mod:`dgm.recipes`). ``python -m dgm.zoo train NAME`` runs the training and
 writes two files:
 
 - ``NAME.pt``   -- ``{"model": state_dict}`` (tensors only, loaded with ``weights_only``);
@@ -54,32 +54,32 @@ MODELS: dict[str, ZooModel] = {
     for model in [
         ZooModel(
             "mnist-classifier",
-            "dgm.metrics:build_classifier",
-            "dgm.metrics:train_classifier",
+            "dgm.recipes.classifier:build",
+            "dgm.recipes.classifier:train",
             "evaluation classifier for MNIST-like 28x28 digits; its penultimate features give FID",
         ),
         ZooModel(
             "pixelcnn-mnist",
-            "dgm.autoregressive:build_pixelcnn",
-            "dgm.autoregressive:train_pixelcnn",
+            "dgm.recipes.pixelcnn:build",
+            "dgm.recipes.pixelcnn:train",
             "gated PixelCNN (vertical + horizontal stacks, no blind spot) for dynamically binarized 28x28 MNIST",
         ),
         ZooModel(
             "vae-mnist",
-            "dgm.vae:build_vae",
-            "dgm.vae:train_vae",
+            "dgm.recipes.vae:build",
+            "dgm.recipes.vae:train",
             "VAE with MLP encoder/decoder, 32-d Gaussian latent, Bernoulli pixels, for binarized 28x28 MNIST",
         ),
         ZooModel(
             "cgan-mnist",
-            "dgm.gan:build_cgan",
-            "dgm.gan:train_cgan",
+            "dgm.recipes.cgan:build",
+            "dgm.recipes.cgan:train",
             "class-conditional DCGAN generator (projection discriminator in training) for MNIST in [-1, 1]",
         ),
         ZooModel(
             "ddpm-mnist-cond",
-            "dgm.diffusion:build_ddpm",
-            "dgm.diffusion:train_ddpm",
+            "dgm.recipes.ddpm:build",
+            "dgm.recipes.ddpm:train",
             "class-conditional DDPM noise model (U-Net, null class for guidance) for MNIST in [-1, 1], T = 1000",
         ),
     ]
