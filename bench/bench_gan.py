@@ -4,7 +4,7 @@
   class histogram of 1,000 samples (goal >= 0.95 ln 10 = 2.19 nats: every digit present) and
   classifier-FID against its train-vs-test floor.
 - The zoo's class-conditional DCGAN (``cgan-mnist``): class accuracy of 100 samples per digit.
-- pix2pix on degraded -> clean digits (:func:`dgm.translation.degrade`): the same U-Net trained
+- pix2pix on degraded -> clean digits (:func:`dgm.data.degrade`): the same U-Net trained
   for ``BENCH_PIX2PIX_STEPS`` steps with L1 alone and with L1 + cGAN. Measures on 1,000 test
   pairs: the classifier's accuracy on the outputs (is the digit recovered?), classifier-FID of
   the outputs against clean test digits (does the set of outputs look like digits? blur and

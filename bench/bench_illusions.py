@@ -19,8 +19,9 @@ import torch
 from dgm import zoo
 from dgm.data import mnist
 from dgm.diffusion import DDPM_T, ddim_sample, linear_schedule
-from dgm.illusions import GaussianBands, anagram, factorized_eps, judge, make_view
+from dgm.illusions import GaussianBands, anagram, factorized_eps, judge
 from dgm.metrics import class_accuracy, evaluation_classifier
+from dgm.views import make_view
 from dgm.viz import to_unit
 
 SEEDS = int(os.environ.get("BENCH_ILLUSIONS_SEEDS", 8))

@@ -1,4 +1,4 @@
-"""dgm.illusions: views and their orthogonality, multi-view and factorized noise estimates, SDEdit, RePaint."""
+"""dgm.views and dgm.illusions: views and their orthogonality, multi-view and factorized noise estimates, SDEdit, RePaint."""
 
 from __future__ import annotations
 
@@ -7,25 +7,20 @@ import math
 import pytest
 import torch
 
-from dgm import illusions
+from dgm import views
 from dgm.diffusion import ddim_sample, ddpm_sample, guided, linear_schedule, on_steps, q_sample, respace
 from dgm.illusions import (
-    VIEWS,
     GaussianBands,
     MotionBlurBands,
     composed_eps,
     factorized_eps,
     inpaint,
-    is_orthogonal,
-    is_permutation,
     judge,
-    make_view,
     multiview_eps,
-    noise_statistics,
     repaint_schedule,
     sdedit,
-    view_matrix,
 )
+from dgm.views import VIEWS, is_orthogonal, is_permutation, make_view, noise_statistics, view_matrix
 
 ORTHOGONAL = [name for name in VIEWS if make_view(name).orthogonal]
 FAILURES = [name for name in VIEWS if not make_view(name).orthogonal]
@@ -139,7 +134,7 @@ def test_views_refuse_what_they_cannot_handle():
     with pytest.raises(ValueError, match="tiles"):
         make_view("jigsaw", patch=5).view(torch.zeros(1, 1, 28, 28))
     with pytest.raises(ValueError, match="quarter_turns"):
-        illusions.Rotate(4)
+        views.Rotate(4)
     with pytest.raises(ValueError, match="x: expected float images"):
         make_view("flip").view(torch.zeros(28, 28))
 

@@ -22,8 +22,11 @@ WORKDIR = f"{sandbox.SCRATCH}/assignment"
 DISK_MB, PROCESSES = 8, 24
 
 
-def run_sandboxed(tmp_path: Path, argv: list[str], host_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``argv`` in a sandbox made as for a kernel; the submission folder holds ``answer.txt``."""
+def run_sandboxed(
+    tmp_path: Path, argv: list[str], host_env: dict[str, str] | None = None, readable: list[str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``argv`` in a sandbox made as for a kernel (``readable``: default ``readable_paths()``);
+    the submission folder holds ``answer.txt``."""
     why = sandbox.unavailable()
     assert not why, why
     submission = tmp_path / "submission"
@@ -33,12 +36,13 @@ def run_sandboxed(tmp_path: Path, argv: list[str], host_env: dict[str, str] | No
     connection.write_text('{"transport": "ipc"}')
     env = sandbox.kernel_environment({**os.environ, **(host_env or {})})
     with open(connection) as file:
-        command = sandbox.bwrap_command(argv, file.fileno(), str(submission), WORKDIR, sandbox.readable_paths(),
-                                        env, DISK_MB, PROCESSES)
+        command = sandbox.bwrap_command(argv, file.fileno(), str(submission), WORKDIR,
+                                        sandbox.readable_paths() if readable is None else readable, env, DISK_MB, PROCESSES)
         return subprocess.run(command, capture_output=True, text=True, timeout=60, pass_fds=(file.fileno(),))
 
 
 def sh(tmp_path: Path, script: str, **kwargs) -> str:
+    """Run a shell ``script`` in the sandbox; its stdout and stderr together."""
     done = run_sandboxed(tmp_path, ["sh", "-c", script], **kwargs)
     return done.stdout + done.stderr
 
@@ -92,9 +96,19 @@ def test_nothing_outside_the_scratch_space_can_be_written(tmp_path, folder):
 
 
 def test_scratch_space_is_capped(tmp_path):
-    out = sh(tmp_path, f"dd if=/dev/zero of=/tmp/filler bs=1M count={4 * DISK_MB} 2>&1; du -m /tmp/filler")
+    out = sh(tmp_path, f"dd if=/dev/zero of=$TMPDIR/filler bs=1M count={4 * DISK_MB} 2>&1; du -m $TMPDIR/filler")
     assert "No space left on device" in out, out
     assert int(out.split()[-2]) <= DISK_MB, out
+
+
+def test_a_readable_folder_under_tmp_is_shown_and_temporary_files_still_work(tmp_path):
+    """A checkout in /tmp: /tmp then holds only the way down to it, and TMPDIR is the scratch space's."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "library.py").write_text("ANSWER = 42\n")
+    out = sh(tmp_path, f"cat '{checkout}/library.py'; echo temp > $TMPDIR/note && cat $TMPDIR/note; touch /tmp/x 2>/dev/null || echo refused",
+             readable=[*sandbox.readable_paths(), str(checkout)])
+    assert out.split() == ["ANSWER", "=", "42", "temp", "refused"], out
 
 
 def test_the_only_network_is_its_own_loopback(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from dgm.data import degrade, edges, to_domain_b, unpaired_domains
 from dgm.device import make_generator
 from dgm.translation import (
     ImagePool,
@@ -16,8 +17,6 @@ from dgm.translation import (
     UNetGenerator,
     cycle_loss,
     cyclegan_generator_loss,
-    degrade,
-    edges,
     empirical_receptive_field,
     identity_loss,
     lsgan_discriminator_loss,
@@ -27,11 +26,9 @@ from dgm.translation import (
     pix2pix_discriminator_loss,
     pix2pix_generator_loss,
     receptive_field,
-    to_domain_b,
     train_cyclegan,
     train_pix2pix,
     translate,
-    unpaired_domains,
 )
 
 

@@ -4,10 +4,12 @@ argument, says what was expected and describes what was given (:func:`describe`)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-__all__ = ["describe", "positive_int", "same_shape", "float_images", "class_labels"]
+__all__ = ["describe", "positive_int", "same_shape", "non_negative", "float_images", "unit_images", "diffusion_images", "class_labels"]
 
 
 def describe(x: object) -> str:
@@ -26,6 +28,13 @@ def positive_int(value: object, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def non_negative(value: object, name: str) -> float:
+    """``value``, a finite Python int or float (not a bool) ``>= 0``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return value
+
+
 def same_shape(x: object, name: str, reference: torch.Tensor, reference_name: str) -> torch.Tensor:
     """``x``, a tensor of the same shape as the tensor ``reference`` (named ``reference_name``)."""
     if not torch.is_tensor(x) or x.shape != reference.shape:
@@ -40,6 +49,22 @@ def float_images(x: object, name: str, channels: int | None = None, values: str 
         scale = f" in {values}" if values else ""
         raise ValueError(f"{name}: expected float images of shape {shape}{scale}, got {describe(x)}")
     return x
+
+
+def unit_images(x: object, name: str) -> torch.Tensor:
+    """``x``, float images ``(B, C, H, W)`` with every value in [0, 1] (data, not a model's [-1, 1])."""
+    float_images(x, name, values="[0, 1]")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"{name}: expected data in [0, 1] (convert from [-1, 1] with (x + 1) / 2), "
+            f"got values in [{x.min():.3g}, {x.max():.3g}]"
+        )
+    return x
+
+
+def diffusion_images(x: object, name: str) -> torch.Tensor:
+    """``x``, float images ``(B, C, H, W)`` on the diffusion models' scale [-1, 1] (the range is not checked)."""
+    return float_images(x, name, values="[-1, 1]")
 
 
 def class_labels(labels: object, batch: int | None = None, num_classes: int | None = None, name: str = "labels") -> torch.Tensor:

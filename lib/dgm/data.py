@@ -19,7 +19,8 @@ Sources:
   ``mnist(..., fallback=True)`` instead returns sklearn's digits resized to 28x28,
   after a loud warning, so an image notebook still runs end to end.
 - :func:`toy_2d` -- small 2-D point clouds (ring, grid, moons, spiral, blobs).
-- :func:`plants` -- images of stochastic L-system plants (see :mod:`dgm.lsystem`).
+- :func:`edges`, :func:`degrade`, :func:`unpaired_domains` -- image-to-image tasks made from
+  digits (for :mod:`dgm.translation`): outlines, damaged copies, thin and thick digits.
 """
 
 from __future__ import annotations
@@ -33,14 +34,22 @@ import tempfile
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
+from dgm.blocks import gaussian_kernel
+from dgm.checks import non_negative, positive_int, unit_images
 from dgm.device import Seed, make_generator
 
 __all__ = [
+    "edges",
+    "degrade",
+    "to_domain_b",
+    "unpaired_domains",
     "data_dir",
     "digits",
     "mnist",
@@ -54,7 +63,6 @@ __all__ = [
     "toy_2d",
     "ring_of_gaussians",
     "TOY_2D",
-    "plants",
     "MissingDataError",
     "MNIST_FILES",
 ]
@@ -329,8 +337,95 @@ def toy_2d(name: str, n: int, seed: Seed = 0) -> torch.Tensor:
     return TOY_2D[name](n, make_generator(seed)).float()
 
 
-def plants(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
-    """``n`` images ``(n, 1, size, size)`` in [0, 1] of stochastic L-system plants (white on black)."""
-    from dgm.lsystem import render_plants
+# --- image-to-image tasks made from digits (data in [0, 1])  ----------------------------------------------------------------
 
-    return render_plants(n, size=size, seed=seed)
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 4
+
+
+def _per_channel(images: torch.Tensor, operation: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Apply a one-channel ``(N, 1, H, W)`` operation to every channel of ``(N, C, H, W)`` images."""
+    n, c, h, w = images.shape
+    return operation(images.reshape(n * c, 1, h, w)).reshape(n, c, h, w)
+
+
+def edges(images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Binary edge maps: ``1`` where the Sobel gradient magnitude of ``images`` exceeds ``threshold``.
+
+    ``images`` ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in {0, 1}. The Sobel filters are
+    normalised so that a step from 0 to 1 has magnitude 1; with ``threshold=0.5`` only the steep
+    flanks of an MNIST stroke survive: a thin outline on both sides of it, with the ink inside
+    gone. Deterministic.
+    """
+    unit_images(images, "images")
+    non_negative(threshold, "threshold")
+    kernels = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None].to(images)
+
+    def magnitude(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, kernels, padding=1).square().sum(1, keepdim=True).sqrt()
+
+    return (_per_channel(images, magnitude) > threshold).to(images.dtype)
+
+
+def degrade(
+    images: torch.Tensor, seed: Seed = 0, blur: float = 1.5, occlusion: int = 10, noise: float = 0.1
+) -> torch.Tensor:
+    """Damaged copies of ``images``: a Gaussian blur, additive noise, and a grey occluding square.
+
+    ``images`` ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1]. ``blur`` is the blur's standard
+    deviation in pixels (0: none), ``noise`` the Gaussian noise's, and ``occlusion`` the side of a
+    square of value 0.5 placed uniformly at random in each image (0: none). Seeded.
+    """
+    unit_images(images, "images")
+    non_negative(blur, "blur")
+    non_negative(noise, "noise")
+    occlusion = positive_int(occlusion, "occlusion", minimum=0)
+    n, _, height, width = images.shape
+    if occlusion > min(height, width):
+        raise ValueError(f"occlusion: expected a side of at most {min(height, width)} pixels, got {occlusion}")
+    generator = make_generator(seed)
+    out = images
+    if blur:
+        kernel = gaussian_kernel(blur).to(images)
+        radius = len(kernel) // 2
+
+        def blurred(x: torch.Tensor) -> torch.Tensor:
+            x = F.conv2d(x, kernel.view(1, 1, 1, -1), padding=(0, radius))
+            return F.conv2d(x, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+
+        out = _per_channel(out, blurred)
+    out = out + noise * torch.randn(out.shape, generator=generator).to(out)
+    if occlusion:
+        top = torch.randint(height - occlusion + 1, (n, 1, 1), generator=generator).to(images.device)
+        left = torch.randint(width - occlusion + 1, (n, 1, 1), generator=generator).to(images.device)
+        rows = torch.arange(height, device=images.device)[None, :, None]
+        cols = torch.arange(width, device=images.device)[None, None, :]
+        inside = (rows >= top) & (rows < top + occlusion) & (cols >= left) & (cols < left + occlusion)
+        out = torch.where(inside[:, None], torch.full_like(out, 0.5), out)
+    return out.clamp(0, 1)
+
+
+def to_domain_b(images: torch.Tensor, kernel: int = 3) -> torch.Tensor:
+    """Thick digits: a grey-level dilation, each pixel the maximum over its ``kernel x kernel`` neighbourhood.
+
+    ``images`` ``(N, C, H, W)`` in [0, 1] -> the same shape and range, every pixel at least as bright
+    as before; ``kernel`` is odd (3 thickens an MNIST stroke by about two pixels). Deterministic.
+    """
+    unit_images(images, "images")
+    if not isinstance(kernel, int) or isinstance(kernel, bool) or kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"kernel: expected an odd positive int, got {kernel!r}")
+    return F.max_pool2d(images, kernel, stride=1, padding=kernel // 2)
+
+
+def unpaired_domains(images: torch.Tensor, seed: Seed = 0, kernel: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two unpaired domains from disjoint random halves of ``images`` ``(N, C, H, W)`` in [0, 1].
+
+    Returns ``(domain_a, domain_b)``, each ``(N // 2, C, H, W)`` in [0, 1]: ``domain_a`` holds one half
+    as it is, ``domain_b`` the other half made thick by :func:`to_domain_b`. No image of ``A`` has its
+    thick version in ``B``, so there are no pairs to learn from. Seeded.
+    """
+    unit_images(images, "images")
+    if len(images) < 2:
+        raise ValueError(f"images: expected at least 2 images to split, got {len(images)}")
+    order = torch.randperm(len(images), generator=make_generator(seed)).to(images.device)
+    half = len(images) // 2
+    return images[order[:half]], to_domain_b(images[order[half : 2 * half]], kernel)

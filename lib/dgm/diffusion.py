@@ -74,7 +74,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dgm.checks import class_labels, describe, float_images, positive_int, same_shape
+from dgm.checks import class_labels, describe, diffusion_images, positive_int, same_shape
 from dgm.device import Seed, get_device, make_generator
 
 __all__ = [
@@ -211,11 +211,6 @@ def cosine_schedule(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) ->
 # --- the forward process and its posterior --------------------------------------------------
 
 
-def _check_images(name: str, x: object) -> torch.Tensor:
-    """``x``: float images ``(B, C, H, W)``, on the diffusion scale [-1, 1]."""
-    return float_images(x, name, values="[-1, 1]")
-
-
 def _check_steps(t: object, schedule: Schedule, batch: int) -> torch.Tensor:
     """``t`` must be an integer tensor ``(batch,)`` of 0-based steps in ``[0, T - 1]``."""
     expected = f"an integer tensor of shape ({batch},) with 0-based steps in [0, {schedule.T - 1}]"
@@ -239,7 +234,7 @@ def q_sample(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch
     ``x0`` images ``(B, C, H, W)`` in [-1, 1], ``t`` int64 ``(B,)`` in ``[0, T - 1]`` (one step
     per image), ``noise`` of the shape of ``x0`` (standard normal for a sample). Same shape out.
     """
-    _check_images("x0", x0)
+    diffusion_images(x0, "x0")
     _check_steps(t, schedule, len(x0))
     same_shape(noise, "noise", x0, "x0")
     return _at(schedule.sqrt_alpha_bars, t, x0) * x0 + _at(schedule.sqrt_one_minus_alpha_bars, t, x0) * noise
@@ -250,7 +245,7 @@ def add_noise(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x_t, noise)``: :func:`q_sample` with ``noise ~ N(0, I)`` drawn on the CPU from ``generator``
     (a seed repeats exactly) and moved to ``x0``'s device."""
-    _check_images("x0", x0)
+    diffusion_images(x0, "x0")
     noise = torch.randn(x0.shape, generator=make_generator(generator), dtype=x0.dtype).to(x0.device)
     return q_sample(schedule, x0, t, noise), noise
 
@@ -264,7 +259,7 @@ def posterior(
     ``variance = beta_tilde_t`` is ``(B, 1, 1, 1)`` (0 at ``t = 0``, where the "previous image" is
     the data and the mean is ``x0``). ``x0``, ``x_t``: ``(B, C, H, W)``; ``t``: int64 ``(B,)``.
     """
-    _check_images("x0", x0)
+    diffusion_images(x0, "x0")
     same_shape(x_t, "x_t", x0, "x0")
     _check_steps(t, schedule, len(x0))
     mean = _at(schedule.posterior_mean_x0, t, x0) * x0 + _at(schedule.posterior_mean_xt, t, x0) * x_t
@@ -276,7 +271,7 @@ def predict_x0(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torc
 
     Inverse of :func:`eps_from_x0`. ``x_t``, ``eps``: ``(B, C, H, W)``; ``t``: int64 ``(B,)``.
     """
-    _check_images("x_t", x_t)
+    diffusion_images(x_t, "x_t")
     same_shape(eps, "eps", x_t, "x_t")
     _check_steps(t, schedule, len(x_t))
     return (x_t - _at(schedule.sqrt_one_minus_alpha_bars, t, x_t) * eps) / _at(schedule.sqrt_alpha_bars, t, x_t)
@@ -287,7 +282,7 @@ def eps_from_x0(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, x0: torc
 
     Inverse of :func:`predict_x0`. ``x_t``, ``x0``: ``(B, C, H, W)``; ``t``: int64 ``(B,)``.
     """
-    _check_images("x_t", x_t)
+    diffusion_images(x_t, "x_t")
     same_shape(x0, "x0", x_t, "x_t")
     _check_steps(t, schedule, len(x_t))
     return (x_t - _at(schedule.sqrt_alpha_bars, t, x_t) * x0) / _at(schedule.sqrt_one_minus_alpha_bars, t, x_t)
@@ -318,7 +313,7 @@ def epsilon_loss(
     unconditional model, called as ``model(x_t, t, None)``). With ``p_uncond > 0`` each label
     is replaced by ``null_label`` with that probability (classifier-free guidance training).
     """
-    _check_images("x0", x0)
+    diffusion_images(x0, "x0")
     if not 0.0 <= p_uncond <= 1.0:
         raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond!r}")
     if labels is not None:
@@ -465,7 +460,7 @@ def ddpm_step(
     ``x_{t-1} = posterior mean(x0_hat, x_t) + sqrt(beta_tilde_t) * noise`` (``noise=None``: the mean).
     Returns ``(x_{t-1}, x0_hat)``, both of the shape of ``x_t`` ``(B, C, H, W)``.
     """
-    _check_images("x_t", x_t)
+    diffusion_images(x_t, "x_t")
     _check_step("t", t, 0, schedule.T - 1)
     _check_noise(noise, x_t)
     steps = _same_step(t, x_t)
@@ -487,7 +482,7 @@ def ddim_step(
     sqrt(1 - alpha_bar_prev - sigma^2) eps + sigma * noise`` with ``sigma = ddim_sigma(t, t_prev, eta)``
     (``noise=None``: no noise term). Returns ``(x_prev, x0_hat)``, each ``(B, C, H, W)``.
     """
-    _check_images("x_t", x_t)
+    diffusion_images(x_t, "x_t")
     sigma = ddim_sigma(schedule, t, t_prev, eta)
     _check_noise(noise, x_t)
     steps = _same_step(t, x_t)
@@ -530,7 +525,7 @@ def _run_chain(
     else:
         if not torch.is_tensor(x_T) or tuple(x_T.shape) != shape:
             raise ValueError(f"x_T: expected a tensor of shape {shape} (the shape argument), got {describe(x_T)}")
-        x = _check_images("x_T", x_T)
+        x = diffusion_images(x_T, "x_T")
     marks = {(k + 1) * len(timesteps) // frames - 1 for k in range(frames)}
     snapshots = []
     for i, t in enumerate(timesteps):

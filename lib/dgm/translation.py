@@ -72,17 +72,18 @@ the generator minimises ``(D(G(a)) - 1)^2`` and the discriminator
 ``D`` is trained on a history of 50 generated images, not only the latest
 (:class:`ImagePool`), which damps oscillations between ``G`` and ``D``.
 
-**Tasks on MNIST, with no extra data** (images ``(N, 1, 28, 28)`` in [0, 1] in and out):
+**Tasks on MNIST, with no extra data** (made in :mod:`dgm.data`; images ``(N, 1, 28, 28)`` in
+[0, 1] in and out):
 
-- :func:`edges`: thin binary Sobel outlines of a digit, the analogue of pix2pix's
+- :func:`~dgm.data.edges`: thin binary Sobel outlines of a digit, the analogue of pix2pix's
   edges -> photo. The outline pins the stroke down, so this is the easy paired task: L1
   alone already gives clean digits.
-- :func:`degrade`: blur, noise and a grey occluding square. Degraded -> clean is ambiguous:
+- :func:`~dgm.data.degrade`: blur, noise and a grey occluding square. Degraded -> clean is ambiguous:
   the generator must invent what the occluder hid. Trained with L1 alone it leaves the hidden
   part of a stroke faint or missing and the rest smeared (the per-pixel median); the cGAN
   term rewards committing to one sharp, plausible stroke.
-- :func:`to_domain_b`: thick digits (a 3x3 morphological dilation), for the unpaired task
-  thin <-> thick on disjoint halves of MNIST (:func:`unpaired_domains`). The change is local, as
+- :func:`~dgm.data.to_domain_b`: thick digits (a 3x3 morphological dilation), for the unpaired task
+  thin <-> thick on disjoint halves of MNIST (:func:`~dgm.data.unpaired_domains`). The change is local, as
   CycleGAN needs, and the evaluation classifier (:mod:`dgm.metrics`, trained on ordinary
   digits) can tell whether ``F(b)`` is still the digit that ``b`` was: the class must survive.
 
@@ -95,16 +96,13 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from dgm.blocks import gaussian_kernel
-from dgm.checks import describe, float_images, positive_int, same_shape
+from dgm.checks import describe, float_images, non_negative, positive_int, same_shape, unit_images
 from dgm.device import Seed, evaluating, get_device, make_generator, module_device
 from dgm.gan import discriminator_loss, generator_loss_nonsaturating
 from dgm.train import Budget, batches
@@ -126,10 +124,6 @@ __all__ = [
     "CycleGANLoss",
     "cyclegan_generator_loss",
     "ImagePool",
-    "edges",
-    "degrade",
-    "to_domain_b",
-    "unpaired_domains",
     "translate",
     "train_pix2pix",
     "train_cyclegan",
@@ -140,22 +134,7 @@ ImageMap = Callable[[torch.Tensor], torch.Tensor]
 NORMS = ("batch", "instance")
 
 
-# --- checks and scales ------------------------------------------------------------------------
-
-
-def _check_data(x: object, name: str) -> None:
-    """ValueError unless ``x`` is a float image tensor ``(N, C, H, W)`` with values in [0, 1]."""
-    float_images(x, name)
-    if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(
-            f"{name}: expected data in [0, 1] (convert from [-1, 1] with (x + 1) / 2), "
-            f"got values in [{x.min():.3g}, {x.max():.3g}]"
-        )
-
-
-def _check_weight(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+# --- scales ------------------------------------------------------------------------
 
 
 def _to_model(x: torch.Tensor) -> torch.Tensor:
@@ -413,7 +392,7 @@ def pix2pix_generator_loss(
     with target "real" (:func:`dgm.gan.generator_loss_nonsaturating`). ``fake`` ``G(x)`` and
     ``target`` ``y``: images ``(B, C, H, W)`` in [-1, 1]; ``l1 = mean |y - G(x)|``.
     """
-    _check_weight(l1_weight, "l1_weight")
+    non_negative(l1_weight, "l1_weight")
     l1 = _mean_absolute_error(target, fake, ("target", "fake"))
     gan = generator_loss_nonsaturating(fake_logits)
     return Pix2PixLoss(gan + l1_weight * l1, gan, l1)
@@ -488,9 +467,9 @@ def cyclegan_generator_loss(
     """
     float_images(real_a, "real_a")
     float_images(real_b, "real_b")
-    _check_weight(lambda_cycle, "lambda_cycle")
+    non_negative(lambda_cycle, "lambda_cycle")
     lambda_identity = 0.5 * lambda_cycle if lambda_identity is None else lambda_identity
-    _check_weight(lambda_identity, "lambda_identity")
+    non_negative(lambda_identity, "lambda_identity")
     fake_b, fake_a = g_ab(real_a), g_ba(real_b)
     adversarial = lsgan_generator_loss(d_b(fake_b)) + lsgan_generator_loss(d_a(fake_a))
     cycle = cycle_loss(real_a, g_ba(fake_b)) + cycle_loss(real_b, g_ab(fake_a))
@@ -544,100 +523,6 @@ class ImagePool:
         return torch.stack(returned)
 
 
-# --- MNIST tasks (data in [0, 1]) ----------------------------------------------------------------
-
-_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 4
-
-
-def _per_channel(images: torch.Tensor, operation: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Apply a one-channel ``(N, 1, H, W)`` operation to every channel of ``(N, C, H, W)`` images."""
-    n, c, h, w = images.shape
-    return operation(images.reshape(n * c, 1, h, w)).reshape(n, c, h, w)
-
-
-def edges(images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Binary edge maps: ``1`` where the Sobel gradient magnitude of ``images`` exceeds ``threshold``.
-
-    ``images`` ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in {0, 1}. The Sobel filters are
-    normalised so that a step from 0 to 1 has magnitude 1; with ``threshold=0.5`` only the steep
-    flanks of an MNIST stroke survive: a thin outline on both sides of it, with the ink inside
-    gone. Deterministic.
-    """
-    _check_data(images, "images")
-    _check_weight(threshold, "threshold")
-    kernels = torch.stack([_SOBEL_X, _SOBEL_X.T])[:, None].to(images)
-
-    def magnitude(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, kernels, padding=1).square().sum(1, keepdim=True).sqrt()
-
-    return (_per_channel(images, magnitude) > threshold).to(images.dtype)
-
-
-def degrade(
-    images: torch.Tensor, seed: Seed = 0, blur: float = 1.5, occlusion: int = 10, noise: float = 0.1
-) -> torch.Tensor:
-    """Damaged copies of ``images``: a Gaussian blur, additive noise, and a grey occluding square.
-
-    ``images`` ``(N, C, H, W)`` in [0, 1] -> ``(N, C, H, W)`` in [0, 1]. ``blur`` is the blur's standard
-    deviation in pixels (0: none), ``noise`` the Gaussian noise's, and ``occlusion`` the side of a
-    square of value 0.5 placed uniformly at random in each image (0: none). Seeded.
-    """
-    _check_data(images, "images")
-    _check_weight(blur, "blur")
-    _check_weight(noise, "noise")
-    occlusion = positive_int(occlusion, "occlusion", minimum=0)
-    n, _, height, width = images.shape
-    if occlusion > min(height, width):
-        raise ValueError(f"occlusion: expected a side of at most {min(height, width)} pixels, got {occlusion}")
-    generator = make_generator(seed)
-    out = images
-    if blur:
-        kernel = gaussian_kernel(blur).to(images)
-        radius = len(kernel) // 2
-
-        def blurred(x: torch.Tensor) -> torch.Tensor:
-            x = F.conv2d(x, kernel.view(1, 1, 1, -1), padding=(0, radius))
-            return F.conv2d(x, kernel.view(1, 1, -1, 1), padding=(radius, 0))
-
-        out = _per_channel(out, blurred)
-    out = out + noise * torch.randn(out.shape, generator=generator).to(out)
-    if occlusion:
-        top = torch.randint(height - occlusion + 1, (n, 1, 1), generator=generator).to(images.device)
-        left = torch.randint(width - occlusion + 1, (n, 1, 1), generator=generator).to(images.device)
-        rows = torch.arange(height, device=images.device)[None, :, None]
-        cols = torch.arange(width, device=images.device)[None, None, :]
-        inside = (rows >= top) & (rows < top + occlusion) & (cols >= left) & (cols < left + occlusion)
-        out = torch.where(inside[:, None], torch.full_like(out, 0.5), out)
-    return out.clamp(0, 1)
-
-
-def to_domain_b(images: torch.Tensor, kernel: int = 3) -> torch.Tensor:
-    """Thick digits: a grey-level dilation, each pixel the maximum over its ``kernel x kernel`` neighbourhood.
-
-    ``images`` ``(N, C, H, W)`` in [0, 1] -> the same shape and range, every pixel at least as bright
-    as before; ``kernel`` is odd (3 thickens an MNIST stroke by about two pixels). Deterministic.
-    """
-    _check_data(images, "images")
-    if not isinstance(kernel, int) or isinstance(kernel, bool) or kernel < 1 or kernel % 2 == 0:
-        raise ValueError(f"kernel: expected an odd positive int, got {kernel!r}")
-    return F.max_pool2d(images, kernel, stride=1, padding=kernel // 2)
-
-
-def unpaired_domains(images: torch.Tensor, seed: Seed = 0, kernel: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two unpaired domains from disjoint random halves of ``images`` ``(N, C, H, W)`` in [0, 1].
-
-    Returns ``(domain_a, domain_b)``, each ``(N // 2, C, H, W)`` in [0, 1]: ``domain_a`` holds one half
-    as it is, ``domain_b`` the other half made thick by :func:`to_domain_b`. No image of ``A`` has its
-    thick version in ``B``, so there are no pairs to learn from. Seeded.
-    """
-    _check_data(images, "images")
-    if len(images) < 2:
-        raise ValueError(f"images: expected at least 2 images to split, got {len(images)}")
-    order = torch.randperm(len(images), generator=make_generator(seed)).to(images.device)
-    half = len(images) // 2
-    return images[order[:half]], to_domain_b(images[order[half : 2 * half]], kernel)
-
-
 # --- training and use (data in [0, 1]) ------------------------------------------------------------
 
 
@@ -647,7 +532,7 @@ def translate(generator: nn.Module, images: torch.Tensor, batch_size: int = 500)
 
     Evaluation mode (no dropout, BatchNorm's running statistics); the mode is restored afterwards.
     """
-    _check_data(images, "images")
+    unit_images(images, "images")
     batch_size = positive_int(batch_size, "batch_size")
     device = module_device(generator)
     with evaluating(generator):
@@ -688,12 +573,12 @@ def train_pix2pix(
     Returns the per-step history: ``{"l1": [...]}``, plus ``"gan"`` (the generator's cGAN term) and
     ``"d"`` (the discriminator's loss) when ``gan`` is true.
     """
-    _check_data(sources, "sources")
-    _check_data(targets, "targets")
+    unit_images(sources, "sources")
+    unit_images(targets, "targets")
     if len(targets) != len(sources) or targets.shape[2:] != sources.shape[2:]:
         expected = f"({len(sources)}, C, {sources.shape[2]}, {sources.shape[3]})"
         raise ValueError(f"targets: expected one target per source, of its size, {expected}, got {describe(targets)}")
-    _check_weight(l1_weight, "l1_weight")
+    non_negative(l1_weight, "l1_weight")
     if gan and discriminator is None:
         raise ValueError("discriminator: expected a module when gan=True, got None")
     budget = Budget(steps, seconds, progress=progress)
@@ -746,8 +631,8 @@ def train_cyclegan(
     Returns the per-step history: ``"total"``, ``"adversarial"``, ``"cycle"``, ``"identity"`` (the
     generators' loss and its parts, see :class:`CycleGANLoss`), ``"d_a"`` and ``"d_b"``.
     """
-    _check_data(domain_a, "domain_a")
-    _check_data(domain_b, "domain_b")
+    unit_images(domain_a, "domain_a")
+    unit_images(domain_b, "domain_b")
     budget = Budget(steps, seconds, progress=progress)
     device = get_device(device)
     torch.manual_seed(seed)

@@ -12,5 +12,7 @@ This subpackage is the tooling behind the Makefile targets (``make course``,
   kernel runs in;
 - :mod:`dgm.course.feedback`  -- the feedback preprocessor that hides hidden
   tests and the tracebacks they raise;
+- :mod:`dgm.course.validation` -- the student's check of a notebook before submitting;
+- :mod:`dgm.course.book`      -- the self-study site built from the executed solutions;
 - ``python -m dgm.course``    -- the command line (see ``--help``).
 """

@@ -13,7 +13,8 @@ UTS namespaces:
   not the home folder, not other submissions;
 - it **writes** only a private tmpfs of ``disk_mb`` megabytes at ``/sandbox``, which holds its
   working directory ``/sandbox/<assignment>`` (a fresh copy of the submission's folder), ``HOME``
-  and ``/tmp``; besides, a 64 MB ``/dev/shm`` and the 1 MB folder of its ZeroMQ sockets. The root
+  and ``/tmp`` (``TMPDIR``; when a readable path lies under ``/tmp``, a checkout there, ``/tmp``
+  itself only shows the way down to it, read-only); besides, a 64 MB ``/dev/shm`` and the 1 MB folder of its ZeroMQ sockets. The root
   and ``/dev`` are read-only, and everything vanishes with the sandbox;
 - it has **no network**: a new network namespace with only its own loopback. The grader talks to
   the kernel over ZeroMQ's ``ipc`` transport, Unix sockets that the host reaches through
@@ -92,11 +93,14 @@ def bwrap_command(
         command += ["--perms", "0755", "--dir", str(parent)]
     for path in readable:
         command += ["--ro-bind", path, path]
+    # /tmp is the scratch space's tmp, unless a readable path lies under /tmp (a checkout in /tmp):
+    # then /tmp holds only the way down to it, read-only, and TMPDIR alone points at the scratch space.
+    tmp_link = [] if any(Path("/tmp") in Path(p).parents for p in readable) else ["--symlink", f"{SCRATCH}/tmp", "/tmp"]
     open_to_all = ["--perms", "01777"]  # folders made here belong to root; the kernel's user must write them
     command += [
         "--proc", "/proc", "--dev", "/dev",
         *open_to_all, "--size", str(disk_mb * 2**20), "--tmpfs", SCRATCH,
-        *open_to_all, "--dir", f"{SCRATCH}/tmp", *open_to_all, "--dir", workdir, "--symlink", f"{SCRATCH}/tmp", "/tmp",
+        *open_to_all, "--dir", f"{SCRATCH}/tmp", *open_to_all, "--dir", workdir, *tmp_link,
         *open_to_all, "--size", str(SHM_MB * 2**20), "--tmpfs", "/dev/shm",
         *open_to_all, "--size", str(2**20), "--tmpfs", SOCKETS,
         "--perms", "0444", "--ro-bind-data", str(connection_fd), CONNECTION_FILE, "--ro-bind", submission, SUBMISSION,
@@ -147,7 +151,7 @@ def kernel_environment(grader: dict[str, str]) -> dict[str, str]:
     return {
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": SCRATCH,
-        "TMPDIR": "/tmp",
+        "TMPDIR": f"{SCRATCH}/tmp",
         "USER": "student",
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
