@@ -525,3 +525,21 @@ def test_evaluate_ddpm_reports_accuracy_and_fid_at_every_scale_it_is_given():
     assert metrics["class_accuracy_scale_3"] >= 0.9  # 30 strongly guided digits
     assert 0 < metrics["fid_floor_train_vs_test"] < metrics["fid_scale_3"] < metrics["fid_ceiling_noise_vs_test"]
     assert "3 guided DDIM-50 samples per digit" in result["evaluation"]
+
+
+@pytest.mark.parametrize("sampler", [ddpm_sample, functools.partial(ddim_sample, steps=2)])
+def test_samplers_run_on_the_course_device_unless_told_otherwise(monkeypatch, sampler):
+    from dgm import diffusion
+
+    asked = []
+
+    def course_device(device=None):
+        asked.append(device)
+        return torch.device("cpu")
+
+    monkeypatch.setattr(diffusion, "get_device", course_device)
+    sampler(lambda x, t: torch.zeros_like(x), linear_schedule(100), (1, 1, 4, 4), generator=0)
+    assert asked and set(asked) == {None}, "the default device comes from dgm.device's rule"
+    asked.clear()
+    sampler(lambda x, t: torch.zeros_like(x), linear_schedule(100), (1, 1, 4, 4), generator=0, x_T=torch.zeros(1, 1, 4, 4))
+    assert not asked, "a given x_T sets the device"

@@ -201,3 +201,34 @@ def test_every_registered_model_is_shipped_small_and_verified(name):
     assert card["bytes"] < 10 * 2**20, "zoo checkpoints stay small"
     assert {"data", "command", "steps", "metrics", "sha256"} <= set(card)
     zoo.load(name)  # verifies the sha256
+
+
+def test_train_steps_runs_every_step_in_train_mode_and_watches_in_eval_mode():
+    from dgm.train import Budget, train_steps
+
+    first, second = nn.Linear(2, 1), nn.Dropout(0.5)
+    seen_modes, watched = [], []
+
+    def step(batch):
+        (x,), (y,) = batch  # nested batches arrive as they were made
+        seen_modes.append((first.training, second.training))
+        return {"sum": float(x.sum() + y.sum())}
+
+    def watch(done):
+        watched.append((done, first.training, second.training))
+
+    data = zip(iter([(torch.ones(3),)] * 5), iter([(torch.zeros(3),)] * 5))
+    history = train_steps(step, [first, second], data, Budget(steps=4, progress=False), device="cpu",
+                          callback=watch, callback_at={0, 2, 4})
+    assert history == [{"sum": 3.0}] * 4
+    assert seen_modes == [(True, True)] * 4
+    assert watched == [(0, False, False), (2, False, False), (4, False, False)]
+    assert not first.training and not second.training, "the models are left in eval mode"
+
+
+def test_train_steps_stops_at_a_non_finite_number_and_names_the_step():
+    from dgm.train import Budget, train_steps
+
+    values = iter([1.0, 2.0, float("nan"), 4.0])
+    with pytest.raises(FloatingPointError, match="non-finite at step 2"):
+        train_steps(lambda batch: {"loss": next(values)}, [], iter([(torch.zeros(1),)] * 4), Budget(steps=4, progress=False))

@@ -507,9 +507,14 @@ def _check_shape(shape: object) -> tuple[int, int, int, int]:
     return tuple(shape)
 
 
+def _chain_device(x_T: object, device: str | torch.device | None) -> torch.device:
+    """Where a sampler runs: on ``x_T``'s device when it is given, else on ``device`` (default: the course's rule)."""
+    return x_T.device if torch.is_tensor(x_T) else get_device(device)
+
+
 def _run_chain(
     eps_fn: EpsFn, timesteps: list[int], step: Callable[..., tuple[torch.Tensor, torch.Tensor]], stochastic: bool,
-    shape: tuple[int, ...], generator: Seed, x_T: torch.Tensor | None, device: str | torch.device, frames: int,
+    shape: tuple[int, ...], generator: Seed, x_T: torch.Tensor | None, device: str | torch.device | None, frames: int,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """Walk ``timesteps`` (descending) from ``x_T`` with ``step(x, t, t_prev, eps, noise)``; the shared sampler loop.
 
@@ -521,7 +526,7 @@ def _run_chain(
         raise ValueError(f"frames: expected an int in [0, {len(timesteps)}] (at most one per step), got {frames!r}")
     generator = make_generator(generator)
     if x_T is None:
-        x = torch.randn(shape, generator=generator).to(get_device(device))
+        x = torch.randn(shape, generator=generator).to(_chain_device(None, device))
     else:
         if not torch.is_tensor(x_T) or tuple(x_T.shape) != shape:
             raise ValueError(f"x_T: expected a tensor of shape {shape} (the shape argument), got {describe(x_T)}")
@@ -543,16 +548,19 @@ def _run_chain(
 @torch.no_grad()
 def ddpm_sample(
     eps_fn: EpsFn, schedule: Schedule, shape: tuple[int, int, int, int], generator: Seed = None,
-    x_T: torch.Tensor | None = None, clip: bool = True, frames: int = 0, device: str | torch.device = "cpu",
+    x_T: torch.Tensor | None = None, clip: bool = True, frames: int = 0, device: str | torch.device | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """Ancestral DDPM sampling: ``x_T ~ N(0, I)``, then :func:`ddpm_step` for ``t = T-1, ..., 0``.
 
     ``eps_fn(x_t, t)`` gets ``x_t`` ``(B, C, H, W)`` and ``t`` int64 ``(B,)`` on ``x``'s device.
     ``x_T`` (default: drawn on the CPU from ``generator``, moved to ``device``) sets the start,
-    its device and dtype. No noise is added at the last step. Returns images of ``shape`` in
+    its device and dtype. ``device`` defaults to :func:`dgm.device.get_device` (a GPU when there is
+    one); the schedule is moved to the sampling device. No noise is added at the last step. Returns images of ``shape`` in
     [-1, 1] when ``clip``; with ``frames > 0`` also a list of ``frames`` snapshots of the
     prediction ``x0_hat`` (CPU, each of ``shape``) at evenly spread steps, the last one included.
     """
+
+    schedule = schedule.to(_chain_device(x_T, device))
 
     def step(x, t, t_prev, eps, noise):
         return ddpm_step(schedule, x, t, eps, noise, clip)
@@ -565,7 +573,7 @@ def ddpm_sample(
 def ddim_sample(
     eps_fn: EpsFn, schedule: Schedule, shape: tuple[int, int, int, int], steps: int = 50, eta: float = 0.0,
     generator: Seed = None, x_T: torch.Tensor | None = None, clip: bool = True, frames: int = 0,
-    device: str | torch.device = "cpu", start: int | None = None,
+    device: str | torch.device | None = None, start: int | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """DDIM sampling over ``steps`` evenly spaced steps (:func:`ddim_timesteps`), with :func:`ddim_step`.
 
@@ -578,6 +586,7 @@ def ddim_sample(
     _check_eta(eta)
     start = schedule.T if start is None else _check_step("start", start, 1, schedule.T)
     timesteps = ddim_timesteps(start, steps)
+    schedule = schedule.to(_chain_device(x_T, device))
 
     def step(x, t, t_prev, eps, noise):
         return ddim_step(schedule, x, t, t_prev, eps, eta, noise, clip)

@@ -69,7 +69,6 @@ with ``num_classes``, so that :func:`gan_step` treats all of them alike.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Container, Iterator, Sequence
 from typing import NamedTuple
 
@@ -79,8 +78,8 @@ from torch.nn import functional as F
 
 from dgm.blocks import hidden_widths, mlp
 from dgm.checks import class_labels, describe, positive_int, same_shape
-from dgm.device import Seed, evaluating, get_device, make_generator, module_device
-from dgm.train import Budget
+from dgm.device import Seed, evaluating, make_generator, module_device
+from dgm.train import Budget, train_steps
 
 __all__ = [
     "MLPGenerator",
@@ -419,34 +418,21 @@ def train_gan(
     Both models are left in eval mode.
     """
     budget = Budget(steps, seconds, progress=progress)
-    device = get_device(device)
-    generator.to(device).train()
-    discriminator.to(device).train()
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas)
     rng = make_generator(seed)
-    history: list[dict[str, float]] = []
 
-    def maybe_callback() -> None:
-        if callback is not None and len(history) in callback_at:
-            with budget.paused(), evaluating(generator):
-                callback(len(history), generator)
-
-    maybe_callback()
-    for _ in budget:
-        batch = next(data)
+    def step(batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
         if generator.num_classes is not None and len(batch) < 2:
             raise ValueError("data: the generator is conditional, expected batches (x, y) with labels, got (x,)")
-        labels = batch[1].to(device) if generator.num_classes is not None else None
-        stats = gan_step(generator, discriminator, opt_g, opt_d, batch[0].to(device), rng, labels, loss, real_label)
-        if not math.isfinite(stats["d_loss"] + stats["g_loss"]):
-            raise FloatingPointError(f"train_gan: a loss became non-finite at step {len(history)}: {stats}")
-        history.append(stats)
-        budget.log(**stats)
-        maybe_callback()
-    generator.eval()
-    discriminator.eval()
-    return history
+        labels = batch[1] if generator.num_classes is not None else None
+        return gan_step(generator, discriminator, opt_g, opt_d, batch[0], rng, labels, loss, real_label)
+
+    def watch(done: int) -> None:
+        callback(done, generator)
+
+    return train_steps(step, [generator, discriminator], data, budget, device=device,
+                       callback=watch if callback else None, callback_at=callback_at)
 
 
 @torch.no_grad()

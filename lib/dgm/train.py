@@ -12,16 +12,24 @@ first), a cosine learning-rate decay over that budget, a tqdm progress bar, a
 loss history, an optional exponential moving average (EMA) of the weights, and
 checkpoints written atomically so that an interrupted run resumes where it
 stopped. Seeded: the same seed, data and step budget repeat exactly on a CPU.
+
+The loop itself is :func:`train_steps`: a :class:`Budget` of steps, each one
+``step(batch)`` on a batch moved to the device, with the history, the progress
+bar, the non-finite check and callbacks that do not count as training time.
+:func:`fit` hands it the step above; models with their own update rule hand it
+theirs: the GAN game (:func:`dgm.gan.train_gan`), pix2pix and CycleGAN
+(:func:`dgm.translation.train_pix2pix`, :func:`dgm.translation.train_cyclegan`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +38,9 @@ import torch
 from torch import nn
 
 from dgm.data import binarize
-from dgm.device import Seed, get_device, make_generator
+from dgm.device import Seed, evaluating, get_device, make_generator
 
-__all__ = ["batches", "binarized_batches", "Budget", "fit", "FitResult", "LearningCurve", "save_checkpoint", "load_checkpoint"]
+__all__ = ["batches", "binarized_batches", "Budget", "train_steps", "to_device", "fit", "FitResult", "LearningCurve", "save_checkpoint", "load_checkpoint"]
 
 
 def batches(
@@ -181,6 +189,71 @@ class Budget:
                 self._origin += time.perf_counter() - start
 
 
+def to_device(batch, device: torch.device):
+    """A batch (a tensor, or tuples of them, nested) with every tensor moved to ``device``."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    return tuple(to_device(part, device) for part in batch)
+
+
+def train_steps(
+    step: Callable[[tuple], dict[str, float]],
+    models: Sequence[nn.Module],
+    data: Iterator[tuple],
+    budget: Budget,
+    *,
+    device: str | torch.device | None = None,
+    callback: Callable[[int], None] | None = None,
+    callback_at: Container[int] = (),
+) -> list[dict[str, float]]:
+    """The course's training loop: ``step(batch)`` for every step of ``budget``; returns the history.
+
+    ``step`` takes one batch of ``data`` (moved to ``device``, default :func:`dgm.device.get_device`),
+    makes its optimizer steps and returns its numbers (``{"loss": ...}``, or a GAN's ``d_loss``,
+    ``g_loss``, ...); the history holds one such dict per step, and the progress bar their running
+    means. The ``models`` are moved to ``device`` and trained in train mode, and left in eval mode.
+    A non-finite number stops training with a ``FloatingPointError`` that names the step.
+    ``callback(n)`` runs when ``n`` steps are done for every ``n`` in ``callback_at`` (0: before the
+    first step; a resumed budget counts from its ``done_steps``), with every model in eval mode and
+    the budget paused: watching samples or measuring a test loss costs no training time.
+    Every loop of the course is this one: :func:`fit` (one model, one loss), the GAN game
+    (:func:`dgm.gan.train_gan`), pix2pix and CycleGAN (:mod:`dgm.translation`).
+    """
+    device = get_device(device)
+    for model in models:
+        model.to(device).train()
+    history: list[dict[str, float]] = []
+
+    def maybe_callback(done: int) -> None:
+        if callback is not None and done in callback_at:
+            with budget.paused(), contextlib.ExitStack() as modes:
+                for model in models:
+                    modes.enter_context(evaluating(model))
+                callback(done)
+
+    maybe_callback(budget.done)
+    for index in budget:
+        stats = step(to_device(next(data), device))
+        if not all(math.isfinite(value) for value in stats.values()):
+            raise FloatingPointError(f"a loss became non-finite at step {index}: {stats}")
+        history.append(stats)
+        budget.log(**stats)
+        maybe_callback(index + 1)
+    for model in models:
+        model.eval()
+    return history
+
+
+class _Every(Container[int]):
+    """The step counts ``n, 2n, 3n, ...`` (``n = 0``: none)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __contains__(self, done: object) -> bool:
+        return bool(self.n) and isinstance(done, int) and done > 0 and done % self.n == 0
+
+
 def fit(
     model: nn.Module,
     loss_fn: Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor],
@@ -214,11 +287,11 @@ def fit(
     the average is not dominated by the initial weights early in a run.
     ``callback(step, model)`` runs every ``callback_every`` steps (e.g. to evaluate
     or log samples; it gets the EMA model when there is one); its time does not
-    count against the ``seconds`` budget.
+    count against the ``seconds`` budget. The loop is :func:`train_steps`.
     """
     budget = Budget(steps, seconds, progress=progress)  # checks the budget before any work
     device = get_device(device)
-    model.to(device).train()
+    model.to(device)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if ema_decay else None
     result = FitResult(steps=0, seconds=0.0, ema=ema)
@@ -240,13 +313,14 @@ def fit(
             )
 
     last_save = time.perf_counter()
-    for _ in budget:
+
+    def step(batch: tuple[torch.Tensor, ...]) -> dict[str, float]:
+        nonlocal last_save
         scale = min(1.0, (result.steps + 1) / warmup) if warmup else 1.0
         if decay:
             scale *= 0.5 * (1.0 + math.cos(math.pi * budget.fraction_done()))
         for group in optimizer.param_groups:
             group["lr"] = lr * scale
-        batch = tuple(t.to(device, non_blocking=True) for t in next(data))
         loss = loss_fn(model, batch)
         if not torch.isfinite(loss):
             save()
@@ -267,14 +341,15 @@ def fit(
         result.steps += 1
         result.seconds = budget.elapsed
         result.losses.append(loss.item())
-        budget.log(loss=result.losses[-1])
-        if callback is not None and callback_every and result.steps % callback_every == 0:
-            with budget.paused():  # evaluation time is not training time
-                callback(result.steps, ema if ema is not None else model)
-            model.train()
         if time.perf_counter() - last_save > checkpoint_every:
             save()
             last_save = time.perf_counter()
+        return {"loss": result.losses[-1]}
+
+    def watch(done: int) -> None:
+        callback(done, ema if ema is not None else model)
+
+    train_steps(step, [model], data, budget, device=device, callback=watch if callback else None,
+                callback_at=_Every(callback_every))
     save()
-    model.eval()
     return result

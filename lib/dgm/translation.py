@@ -103,9 +103,9 @@ import torch
 from torch import nn
 
 from dgm.checks import describe, float_images, non_negative, positive_int, same_shape, unit_images
-from dgm.device import Seed, evaluating, get_device, make_generator, module_device
+from dgm.device import Seed, evaluating, make_generator, module_device
 from dgm.gan import discriminator_loss, generator_loss_nonsaturating
-from dgm.train import Budget, batches
+from dgm.train import Budget, batches, train_steps
 
 __all__ = [
     "UNetGenerator",
@@ -582,36 +582,28 @@ def train_pix2pix(
     if gan and discriminator is None:
         raise ValueError("discriminator: expected a module when gan=True, got None")
     budget = Budget(steps, seconds, progress=progress)
-    device = get_device(device)
     torch.manual_seed(seed)  # dropout draws from the global generator
-    models = [generator] + ([discriminator] if gan else [])
-    for model in models:
-        model.to(device).train()
     g_optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas)
     d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=betas) if gan else None
-    history: dict[str, list[float]] = {"l1": [], **({"gan": [], "d": []} if gan else {})}
-    data = batches(sources, targets, batch_size=batch_size, seed=seed)
-    for _ in budget:
-        source, target = (_to_model(t.to(device)) for t in next(data))
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, float]:
+        source, target = (_to_model(t) for t in batch)
         fake = generator(source)
         if not gan:
             l1 = _mean_absolute_error(target, fake, ("target", "fake"))
             _update(g_optimizer, l1)
-            history["l1"].append(l1.item())
-            budget.log(l1=history["l1"][-1])
-            continue
+            return {"l1": l1.item()}
         d_loss = pix2pix_discriminator_loss(
             _conditional(discriminator, source, target), _conditional(discriminator, source, fake.detach())
         )
         _update(d_optimizer, d_loss)
         loss = pix2pix_generator_loss(_conditional(discriminator, source, fake), fake, target, l1_weight)
         _update(g_optimizer, loss.total)
-        for name, value in (("l1", loss.l1), ("gan", loss.gan), ("d", d_loss)):
-            history[name].append(value.item())
-            budget.log(**{name: history[name][-1]})
-    for model in models:
-        model.eval()
-    return history
+        return {"l1": loss.l1.item(), "gan": loss.gan.item(), "d": d_loss.item()}
+
+    models = [generator] + ([discriminator] if gan else [])
+    data = batches(sources, targets, batch_size=batch_size, seed=seed)
+    return _by_name(train_steps(step, models, data, budget, device=device), ["l1", "gan", "d"] if gan else ["l1"])
 
 
 def train_cyclegan(
@@ -634,11 +626,8 @@ def train_cyclegan(
     unit_images(domain_a, "domain_a")
     unit_images(domain_b, "domain_b")
     budget = Budget(steps, seconds, progress=progress)
-    device = get_device(device)
     torch.manual_seed(seed)
     generators, discriminators = (g_ab, g_ba), (d_a, d_b)
-    for model in (*generators, *discriminators):
-        model.to(device).train()
     g_optimizer = torch.optim.Adam(itertools.chain(*(m.parameters() for m in generators)), lr=lr, betas=betas)
     d_optimizer = torch.optim.Adam(itertools.chain(*(m.parameters() for m in discriminators)), lr=lr, betas=betas)
     generator = make_generator(seed)
@@ -646,18 +635,21 @@ def train_cyclegan(
     stream_a = batches(domain_a, batch_size=batch_size, seed=generator)
     stream_b = batches(domain_b, batch_size=batch_size, seed=generator)
     names = ("total", "adversarial", "cycle", "identity", "d_a", "d_b")
-    history: dict[str, list[float]] = {name: [] for name in names}
-    for _ in budget:
-        (real_a,), (real_b,) = next(stream_a), next(stream_b)
-        real_a, real_b = _to_model(real_a.to(device)), _to_model(real_b.to(device))
+
+    def step(batch: tuple[tuple[torch.Tensor], tuple[torch.Tensor]]) -> dict[str, float]:
+        (real_a,), (real_b,) = batch
+        real_a, real_b = _to_model(real_a), _to_model(real_b)
         loss = cyclegan_generator_loss(g_ab, g_ba, d_a, d_b, real_a, real_b, lambda_cycle, lambda_identity)
         _update(g_optimizer, loss.total)
         d_loss_a = lsgan_discriminator_loss(d_a(real_a), d_a(pool_a.query(loss.fake_a)))
         d_loss_b = lsgan_discriminator_loss(d_b(real_b), d_b(pool_b.query(loss.fake_b)))
         _update(d_optimizer, d_loss_a + d_loss_b)
-        for name, value in zip(names, (*loss[:4], d_loss_a, d_loss_b)):
-            history[name].append(value.item())
-            budget.log(**{name: history[name][-1]})
-    for model in (*generators, *discriminators):
-        model.eval()
-    return history
+        return {name: value.item() for name, value in zip(names, (*loss[:4], d_loss_a, d_loss_b))}
+
+    history = train_steps(step, [*generators, *discriminators], zip(stream_a, stream_b), budget, device=device)
+    return _by_name(history, names)
+
+
+def _by_name(history: list[dict[str, float]], names: Sequence[str]) -> dict[str, list[float]]:
+    """A per-step history as one list per number: ``{name: [value at step 0, 1, ...]}``."""
+    return {name: [stats[name] for stats in history] for name in names}

@@ -1,11 +1,11 @@
-"""The course pipeline: execute, release, autograde and render the assignments.
+"""The course pipeline: execute, release and autograde the assignments.
 
 This subpackage is the tooling behind the Makefile targets (``make course``,
 ``make release``, ``make grade``); students never need it. It drives nbgrader
 0.9 with the repository's ``nbgrader_config.py``:
 
 - :mod:`dgm.course.notebooks` -- find assignments, strip hidden tests, execute a
-  notebook headlessly, render HTML;
+  notebook headlessly;
 - :mod:`dgm.course.grading`   -- generate the student release, autograde
   notebooks in a throwaway course directory, read the scores;
 - :mod:`dgm.course.sandbox`   -- the bubblewrap sandbox every graded student

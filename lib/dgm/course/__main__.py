@@ -1,6 +1,6 @@
 """Command line for the course pipeline (used by the Makefile).
 
-    python -m dgm.course course [--full] [--no-sandbox] [IDS...]   the main job: execute, release, grade, render
+    python -m dgm.course course [--full] [--no-sandbox] [IDS...]   the main job: execute, release, grade
     python -m dgm.course release [IDS...]           regenerate notebooks/ from solutions/
     python -m dgm.course check [--no-sandbox] [IDS...]   grade solution and blank release (no repo changes)
     python -m dgm.course grade SUBMISSIONS [--out DIR] [--jobs N] [--cell-timeout S] [--notebook-timeout S]
@@ -23,8 +23,6 @@ from dgm.course import grading
 from dgm.course.notebooks import (
     assignment_ids,
     execute_notebook,
-    notebook_title,
-    render_html,
     repo_root,
     source_notebook,
 )
@@ -101,8 +99,7 @@ def command_course(args) -> int:
     print("autograding solutions and blank releases in a throwaway gradebook ...", flush=True)
     with tempfile.TemporaryDirectory(prefix="dgm-grade-") as workdir:
         scores = grade_solution_and_blank(ids, released, Path(workdir) / "course", not args.no_sandbox)
-    index = render_html(executed, build / "html", {p.stem: notebook_title(p) for p in executed})
-    print(f"rendered {len(executed)} notebooks: {index}\n")
+    print(f"executed notebooks: {build / 'executed'} (`make book` renders them as the site without running them again)\n")
     rows = summarize(ids, scores, seconds)
     print_table(rows)
     return 0 if all(row["passed"] for row in rows) else 1
@@ -205,7 +202,7 @@ NO_SANDBOX = "run the kernels without the bubblewrap sandbox (unsafe for student
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dgm.course", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    course = commands.add_parser("course", help="execute, release, grade and render every assignment")
+    course = commands.add_parser("course", help="execute, release and grade every assignment")
     course.add_argument("--full", action="store_true", help="full training budgets (default: DGM_FAST=1)")
     course.add_argument("--no-sandbox", action="store_true", help=NO_SANDBOX)
     course.add_argument("ids", nargs="*")

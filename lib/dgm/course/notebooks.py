@@ -1,4 +1,4 @@
-"""Notebook helpers: the list of assignments, hidden-test stripping, execution, HTML.
+"""Notebook helpers: the list of assignments, hidden-test stripping, execution.
 
 An assignment is a folder ``solutions/<id>/`` holding the nbgrader source notebook
 ``<id>.ipynb``. Ids sort in lecture order (``01_density``, ``02_procedural``, ...).
@@ -7,7 +7,6 @@ An assignment is a folder ``solutions/<id>/`` holding the nbgrader source notebo
 from __future__ import annotations
 
 import copy
-import html
 import os
 import re
 import sys
@@ -124,33 +123,3 @@ def execute_notebook(source: Path, target: Path, fast: bool = True, cell_timeout
     finally:
         nbformat.write(nb, target)
     return time.perf_counter() - start
-
-
-def render_html(executed: list[Path], out_dir: Path, titles: dict[str, str] | None = None) -> Path:
-    """Render executed notebooks (hidden tests removed) to ``out_dir`` with an ``index.html``."""
-    from nbconvert import HTMLExporter
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter()
-    items = []
-    for path in executed:
-        body, _ = exporter.from_notebook_node(without_hidden_tests(nbformat.read(path, as_version=4)))
-        (out_dir / f"{path.stem}.html").write_text(body, encoding="utf-8")
-        title = (titles or {}).get(path.stem, path.stem)
-        items.append(f'<li><a href="{path.stem}.html">{html.escape(title)}</a></li>')
-    index = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Deep generative models</title></head>"
-        "<body><h1>Deep generative models: solved notebooks</h1><ol>" + "".join(items) + "</ol></body></html>"
-    )
-    (out_dir / "index.html").write_text(index, encoding="utf-8")
-    return out_dir / "index.html"
-
-
-def notebook_title(path: Path) -> str:
-    """The first markdown heading of a notebook, or its file stem."""
-    for cell in nbformat.read(path, as_version=4).cells:
-        if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
-                if line.startswith("#"):
-                    return line.lstrip("# ").strip()
-    return path.stem
