@@ -46,6 +46,12 @@ from jupyter_client.manager import AsyncKernelManager
 from nbgrader.preprocessors import Execute
 from traitlets import Int, List, Unicode
 
+# Imported here, not in the functions that use them, so that the grader's forkserver, which preloads
+# this module, imports torch (through dgm.data and dgm.zoo) once rather than once per graded notebook.
+import dgm
+from dgm.data import data_dir
+from dgm.zoo import checkpoint_dir
+
 SCRATCH = "/sandbox"  # the writable tmpfs: working directory, HOME and /tmp
 SOCKETS = "/run/kernel"  # the kernel's ZeroMQ sockets
 CONNECTION_FILE = "/run/kernel.json"
@@ -132,10 +138,6 @@ def unavailable() -> str:
 def readable_paths() -> list[str]:
     """Host folders the kernel may read: the Python environment, the dgm package, the MNIST cache
     (``data_dir()``) and the data the repository ships (``data/checkpoints``, ``data/corpus``)."""
-    import dgm
-    from dgm.data import data_dir
-    from dgm.zoo import checkpoint_dir
-
     shipped = checkpoint_dir().parent  # the repository's data/: checkpoints and the text corpus
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     paths |= {str(Path(dgm.__file__).resolve().parent), str(data_dir().resolve())}
@@ -146,8 +148,6 @@ def readable_paths() -> list[str]:
 def kernel_environment(grader: dict[str, str]) -> dict[str, str]:
     """The kernel's whole environment: the sandbox's own, and of the ``grader``'s only the variables
     in ``PASSED_ON`` (``DGM_DEVICE`` is not: the sandbox has no GPU devices, its kernels use the CPU)."""
-    from dgm.data import data_dir
-
     return {
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": SCRATCH,
