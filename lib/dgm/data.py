@@ -337,7 +337,7 @@ def toy_2d(name: str, n: int, seed: Seed = 0) -> torch.Tensor:
     return TOY_2D[name](n, make_generator(seed)).float()
 
 
-# --- image-to-image tasks made from digits (data in [0, 1])  ----------------------------------------------------------------
+# --- image-to-image tasks made from digits (data in [0, 1]) --------------------------------------
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 4
 

@@ -514,7 +514,7 @@ def _chain_device(x_T: object, device: str | torch.device | None) -> torch.devic
 
 def _run_chain(
     eps_fn: EpsFn, timesteps: list[int], step: Callable[..., tuple[torch.Tensor, torch.Tensor]], stochastic: bool,
-    shape: tuple[int, ...], generator: Seed, x_T: torch.Tensor | None, device: str | torch.device | None, frames: int,
+    shape: tuple[int, ...], generator: Seed, x_T: torch.Tensor | None, device: torch.device, frames: int,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """Walk ``timesteps`` (descending) from ``x_T`` with ``step(x, t, t_prev, eps, noise)``; the shared sampler loop.
 
@@ -526,7 +526,7 @@ def _run_chain(
         raise ValueError(f"frames: expected an int in [0, {len(timesteps)}] (at most one per step), got {frames!r}")
     generator = make_generator(generator)
     if x_T is None:
-        x = torch.randn(shape, generator=generator).to(_chain_device(None, device))
+        x = torch.randn(shape, generator=generator).to(device)
     else:
         if not torch.is_tensor(x_T) or tuple(x_T.shape) != shape:
             raise ValueError(f"x_T: expected a tensor of shape {shape} (the shape argument), got {describe(x_T)}")
@@ -560,7 +560,8 @@ def ddpm_sample(
     prediction ``x0_hat`` (CPU, each of ``shape``) at evenly spread steps, the last one included.
     """
 
-    schedule = schedule.to(_chain_device(x_T, device))
+    device = _chain_device(x_T, device)
+    schedule = schedule.to(device)
 
     def step(x, t, t_prev, eps, noise):
         return ddpm_step(schedule, x, t, eps, noise, clip)
@@ -586,7 +587,8 @@ def ddim_sample(
     _check_eta(eta)
     start = schedule.T if start is None else _check_step("start", start, 1, schedule.T)
     timesteps = ddim_timesteps(start, steps)
-    schedule = schedule.to(_chain_device(x_T, device))
+    device = _chain_device(x_T, device)
+    schedule = schedule.to(device)
 
     def step(x, t, t_prev, eps, noise):
         return ddim_step(schedule, x, t, t_prev, eps, eta, noise, clip)

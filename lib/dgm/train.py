@@ -23,14 +23,13 @@ theirs: the GAN game (:func:`dgm.gan.train_gan`), pix2pix and CycleGAN
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Container, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,7 +225,7 @@ def train_steps(
 
     def maybe_callback(done: int) -> None:
         if callback is not None and done in callback_at:
-            with budget.paused(), contextlib.ExitStack() as modes:
+            with budget.paused(), ExitStack() as modes:
                 for model in models:
                     modes.enter_context(evaluating(model))
                 callback(done)
@@ -242,16 +241,6 @@ def train_steps(
     for model in models:
         model.eval()
     return history
-
-
-class _Every(Container[int]):
-    """The step counts ``n, 2n, 3n, ...`` (``n = 0``: none)."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def __contains__(self, done: object) -> bool:
-        return bool(self.n) and isinstance(done, int) and done > 0 and done % self.n == 0
 
 
 def fit(
@@ -350,6 +339,6 @@ def fit(
         callback(done, ema if ema is not None else model)
 
     train_steps(step, [model], data, budget, device=device, callback=watch if callback else None,
-                callback_at=_Every(callback_every))
+                callback_at=range(callback_every, 2**62, callback_every) if callback_every else ())
     save()
     return result

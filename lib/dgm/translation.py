@@ -134,7 +134,7 @@ ImageMap = Callable[[torch.Tensor], torch.Tensor]
 NORMS = ("batch", "instance")
 
 
-# --- scales ------------------------------------------------------------------------
+# --- scales ---------------------------------------------------------------------------------
 
 
 def _to_model(x: torch.Tensor) -> torch.Tensor:
