@@ -154,3 +154,12 @@ def test_unavailable_names_bubblewrap_and_the_way_out_when_bwrap_is_missing(monk
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     why = sandbox.unavailable()
     assert "bubblewrap" in why and "--no-sandbox" in why
+
+
+def test_a_grader_that_is_not_root_gets_uid_1000_in_a_user_namespace_that_makes_no_other(monkeypatch):
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    command = sandbox.bwrap_command(["true"], 0, "/nowhere", WORKDIR, [], {}, DISK_MB, PROCESSES)
+    for flags in (["--unshare-user"], ["--disable-userns"], ["--uid", str(sandbox.UID)], ["--gid", str(sandbox.UID)]):
+        assert any(command[i : i + len(flags)] == flags for i in range(len(command))), flags
+    assert "setpriv" not in command and "CAP_SETUID" not in command, "root's way of dropping privileges"
+    assert command[command.index("prlimit") + 1] == f"--nproc={PROCESSES}"
