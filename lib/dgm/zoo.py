@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dgm.data import sha256_of
+from dgm.data import sha256_of, shipped
 from dgm.device import get_device
 from dgm.train import load_checkpoint, save_checkpoint
 
@@ -98,8 +98,8 @@ def _entry(name: str) -> ZooModel:
 
 
 def checkpoint_dir() -> Path:
-    """``data/checkpoints/`` of the repository this package was installed from."""
-    return Path(__file__).resolve().parents[2] / "data" / "checkpoints"
+    """The shipped checkpoints: ``data/checkpoints/`` of a checkout, or inside an installed wheel."""
+    return shipped("checkpoints")
 
 
 def card(name: str, folder: Path | None = None) -> dict:

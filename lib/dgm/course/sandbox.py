@@ -6,11 +6,10 @@ the gradebook), but the kernel that executes the student's cells is started by
 UTS namespaces:
 
 - it **reads** only the system folders (``/usr``, ``/etc``, ...), the Python environment, the
-  installed ``dgm`` package and the data it needs (``DGM_DATA``, ``data/checkpoints/``,
-  ``data/corpus/``), each bound
-  read-only at its own path; nothing else of the host exists in it: not the repository (its
-  ``solutions/``, ``tests/``, ``notebooks/``, ``.git``), not the grading folder or any gradebook,
-  not the home folder, not other submissions;
+  installed ``dgm`` package and the data it needs (``DGM_DATA``, the shipped checkpoints and text
+  corpus, see :func:`dgm.data.shipped`), each bound read-only at its own path; nothing else of the
+  host exists in it: not the repository (its ``solutions/``, ``tests/``, ``notebooks/``, ``.git``),
+  not the grading folder or any gradebook, not the home folder, not other submissions;
 - it **writes** only a private tmpfs of ``disk_mb`` megabytes at ``/sandbox``, which holds its
   working directory ``/sandbox/<assignment>`` (a fresh copy of the submission's folder), ``HOME``
   and ``/tmp`` (``TMPDIR``; when a readable path lies under ``/tmp``, a checkout there, ``/tmp``
@@ -47,10 +46,9 @@ from nbgrader.preprocessors import Execute
 from traitlets import Int, List, Unicode
 
 # Imported here, not in the functions that use them, so that the grader's forkserver, which preloads
-# this module, imports torch (through dgm.data and dgm.zoo) once rather than once per graded notebook.
+# this module, imports torch (through dgm.data) once rather than once per graded notebook.
 import dgm
-from dgm.data import data_dir
-from dgm.zoo import checkpoint_dir
+from dgm.data import SHIPPED, data_dir, shipped
 
 SCRATCH = "/sandbox"  # the writable tmpfs: working directory, HOME and /tmp
 SOCKETS = "/run/kernel"  # the kernel's ZeroMQ sockets
@@ -137,11 +135,10 @@ def unavailable() -> str:
 
 def readable_paths() -> list[str]:
     """Host folders the kernel may read: the Python environment, the dgm package, the MNIST cache
-    (``data_dir()``) and the data the repository ships (``data/checkpoints``, ``data/corpus``)."""
-    shipped = checkpoint_dir().parent  # the repository's data/: checkpoints and the text corpus
+    (``data_dir()``) and the data the course ships (``shipped(...)``: checkpoints, the text corpus)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     paths |= {str(Path(dgm.__file__).resolve().parent), str(data_dir().resolve())}
-    paths |= {str(shipped / "checkpoints"), str(shipped / "corpus")}
+    paths |= {str(shipped(name)) for name in SHIPPED}
     return sorted(p for p in paths if Path(p).is_dir())
 
 
