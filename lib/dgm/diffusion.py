@@ -96,6 +96,7 @@ __all__ = [
     "ddim_step",
     "ddpm_sample",
     "ddim_sample",
+    "run_chain",
     "DDPM_T",
     "DDPM_NULL_LABEL",
 ]
@@ -304,6 +305,7 @@ def epsilon_loss(
     generator: Seed = None,
     p_uncond: float = 0.0,
     null_label: int | None = None,
+    snr_gamma: float | None = None,
 ) -> torch.Tensor:
     """The DDPM training loss: ``mean |eps - model(x_t, t, labels)|^2`` over images and pixels (a scalar).
 
@@ -312,8 +314,15 @@ def epsilon_loss(
     ``x0``: images ``(B, C, H, W)`` in [-1, 1]; ``labels``: int64 ``(B,)`` or None (an
     unconditional model, called as ``model(x_t, t, None)``). With ``p_uncond > 0`` each label
     is replaced by ``null_label`` with that probability (classifier-free guidance training).
+
+    ``snr_gamma`` (min-SNR-gamma weighting, Hang et al. 2023): each image's squared error is weighted
+    by ``min(SNR_t, gamma) / SNR_t`` with ``SNR_t = alpha_bar_t / (1 - alpha_bar_t)``. Steps of little
+    noise (``SNR_t > gamma``), whose noise is easy to tell and matters little to samples, weigh less,
+    so training spends its effort where the images take shape; ``None`` weighs every step 1.
     """
     diffusion_images(x0, "x0")
+    if snr_gamma is not None and not snr_gamma > 0:
+        raise ValueError(f"snr_gamma: expected a positive number or None, got {snr_gamma!r}")
     if not 0.0 <= p_uncond <= 1.0:
         raise ValueError(f"p_uncond: expected a probability in [0, 1], got {p_uncond!r}")
     if labels is not None:
@@ -330,7 +339,13 @@ def epsilon_loss(
     if p_uncond > 0:
         drop = (torch.rand(len(x0), generator=generator) < p_uncond).to(x0.device)
         labels = torch.where(drop, torch.full_like(labels, null_label), labels)
-    return F.mse_loss(_check_eps(model(x_t, t, labels), x_t, "model"), noise)
+    eps = _check_eps(model(x_t, t, labels), x_t, "model")
+    if snr_gamma is None:
+        return F.mse_loss(eps, noise)
+    alpha_bar = schedule.alpha_bars[t]
+    snr = alpha_bar / (1.0 - alpha_bar)
+    per_image = (eps - noise).pow(2).flatten(1).mean(1)
+    return (per_image * snr.clamp(max=snr_gamma) / snr).mean()
 
 
 def guided(
@@ -512,13 +527,14 @@ def _chain_device(x_T: object, device: str | torch.device | None) -> torch.devic
     return x_T.device if torch.is_tensor(x_T) else get_device(device)
 
 
-def _run_chain(
+def run_chain(
     eps_fn: EpsFn, timesteps: list[int], step: Callable[..., tuple[torch.Tensor, torch.Tensor]], stochastic: bool,
     shape: tuple[int, ...], generator: Seed, x_T: torch.Tensor | None, device: torch.device, frames: int,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-    """Walk ``timesteps`` (descending) from ``x_T`` with ``step(x, t, t_prev, eps, noise)``; the shared sampler loop.
+    """Walk ``timesteps`` (descending) from ``x_T`` with ``step(x, t, t_prev, eps, noise) -> (x_prev, x0_hat)``;
+    the loop every sampler shares (``t_prev`` is ``-1`` at the last step: to the data).
 
-    Noise for a step is drawn (on the CPU, from ``generator``) only when ``stochastic`` and the
+    ``eps_fn``, ``shape``, ``generator``, ``x_T``, ``frames`` as for :func:`ddpm_sample`. Noise for a step is drawn (on the CPU, from ``generator``) only when ``stochastic`` and the
     step is not the last. Frames are the ``x0_hat`` of ``frames`` evenly spread steps, the last included.
     """
     shape = _check_shape(shape)
@@ -567,7 +583,7 @@ def ddpm_sample(
         return ddpm_step(schedule, x, t, eps, noise, clip)
 
     timesteps = list(range(schedule.T - 1, -1, -1))
-    return _run_chain(eps_fn, timesteps, step, True, shape, generator, x_T, device, frames)
+    return run_chain(eps_fn, timesteps, step, True, shape, generator, x_T, device, frames)
 
 
 @torch.no_grad()
@@ -593,7 +609,7 @@ def ddim_sample(
     def step(x, t, t_prev, eps, noise):
         return ddim_step(schedule, x, t, t_prev, eps, eta, noise, clip)
 
-    return _run_chain(eps_fn, timesteps, step, eta > 0, shape, generator, x_T, device, frames)
+    return run_chain(eps_fn, timesteps, step, eta > 0, shape, generator, x_T, device, frames)
 
 
 # --- the course's DDPM conventions -----------------------------------------------------------
