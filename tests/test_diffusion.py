@@ -389,6 +389,24 @@ def test_epsilon_loss_is_zero_for_the_oracle_on_one_point():
     assert loss.item() < 1e-20
 
 
+def test_min_snr_weighting_weighs_each_image_by_min_snr_gamma_over_snr():
+    schedule, model = linear_schedule(10, rescale=False), RecordingModel()
+    x0 = torch.rand(500, 1, 2, 2, generator=make_generator(30)) * 2 - 1
+    loss = epsilon_loss(model, schedule, x0, generator=31, snr_gamma=5.0)
+    (x_t, t, _), = model.calls
+    snr = at(schedule.alpha_bars, t) / (1 - at(schedule.alpha_bars, t))
+    errors = ((model(x_t, t, None) - eps_from_x0(schedule, x_t, t, x0)) ** 2).double().mean(dim=(1, 2, 3))
+    expected = (errors * snr.clamp(max=5.0).flatten() / snr.flatten()).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert (snr > 5).any() and (snr < 5).any(), "the draw covers steps on both sides of gamma"
+    plain = epsilon_loss(RecordingModel(), schedule, x0, generator=31)
+    above_every_snr = epsilon_loss(RecordingModel(), schedule, x0, generator=31, snr_gamma=snr.max().item() * 2)
+    assert above_every_snr.item() == pytest.approx(plain.item(), rel=1e-6), "gamma above every SNR is the plain loss"
+    assert loss.item() < plain.item(), "the weights are at most 1"
+    with pytest.raises(ValueError, match="snr_gamma: expected a positive number or None, got 0"):
+        epsilon_loss(model, schedule, x0, snr_gamma=0)
+
+
 def test_epsilon_loss_drops_labels_with_probability_p_uncond():
     schedule, x0 = linear_schedule(10, rescale=False), torch.zeros(2000, 1, 2, 2)
     labels = torch.randint(0, 10, (2000,), generator=make_generator(17))
@@ -524,7 +542,8 @@ def test_evaluate_ddpm_reports_accuracy_and_fid_at_every_scale_it_is_given():
     }
     assert metrics["class_accuracy_scale_3"] >= 0.9  # 30 strongly guided digits
     assert 0 < metrics["fid_floor_train_vs_test"] < metrics["fid_scale_3"] < metrics["fid_ceiling_noise_vs_test"]
-    assert "3 guided DDIM-50 samples per digit" in result["evaluation"]
+    assert "3 guided DPM-Solver++(2M)-20 samples per digit" in result["evaluation"]
+    assert len(result["seconds"]) == 2
 
 
 @pytest.mark.parametrize("sampler", [ddpm_sample, functools.partial(ddim_sample, steps=2)])

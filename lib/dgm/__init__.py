@@ -22,6 +22,7 @@ The teaching modules, in lecture order:
 - :mod:`dgm.vae`            -- PCA, autoencoders, the VAE, the VQ bottleneck.
 - :mod:`dgm.unet`           -- the time- and class-conditional U-Net of diffusion.
 - :mod:`dgm.diffusion`      -- the forward process, the losses, DDPM and DDIM samplers, guidance.
+- :mod:`dgm.solvers`        -- few-step sampling: DPM-Solver++(2M) on the probability-flow ODE.
 - :mod:`dgm.views`          -- orthogonal views of images (and some that are not).
 - :mod:`dgm.illusions`      -- multi-view and factorized noise estimates, SDEdit, RePaint, the judge.
 

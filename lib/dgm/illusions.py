@@ -25,7 +25,8 @@ region harmonizes with the known one.
 
 Images are ``(B, C, H, W)`` on the diffusion model's scale [-1, 1]; the views (:mod:`dgm.views`)
 act on any such batch. Noise estimates are ``eps_fn(x_t, t)`` callables as in :mod:`dgm.diffusion`, so every
-construction here plugs into :func:`dgm.diffusion.ddim_sample` and :func:`~dgm.diffusion.ddpm_sample`.
+construction here plugs into :func:`dgm.diffusion.ddim_sample`, :func:`~dgm.diffusion.ddpm_sample` and
+:func:`dgm.solvers.dpm_solver_sample`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from dgm.diffusion import (
     q_sample,
     respace,
 )
+from dgm.solvers import dpm_solver_sample
 from dgm.views import View
 
 __all__ = [
@@ -109,17 +111,18 @@ def multiview_eps(
 
 def anagram(
     model: Model, views: Sequence[View], labels: torch.Tensor, schedule: Schedule, scale: float = 2.0,
-    steps: int = 50, seed: Seed = 0, eta: float = 0.0, frames: int = 0,
+    steps: int = 20, seed: Seed = 0, frames: int = 0,
     null_label: int = DDPM_NULL_LABEL, image_shape: tuple[int, int, int] = (1, 28, 28),
 ):
-    """Sample visual anagrams with DDIM: images ``(B, *image_shape)`` in [-1, 1] that read as ``labels[b, v]``
-    under view ``v``. ``labels``: ``(B, V)``. With ``frames`` also the ``x0_hat`` snapshots (see ``ddim_sample``)."""
+    """Sample visual anagrams with DPM-Solver++(2M) (:func:`dgm.solvers.dpm_solver_sample`, ``steps`` steps):
+    images ``(B, *image_shape)`` in [-1, 1] that read as ``labels[b, v]`` under view ``v``. ``labels``:
+    ``(B, V)``, any number ``V`` of views. With ``frames`` also the ``x0_hat`` snapshots (see ``ddim_sample``)."""
     device = module_device(model)
     labels = _class_grid(labels, len(views), "view").to(device)
     eps_fn = multiview_eps(model, views, labels, scale, null_label)
-    return ddim_sample(
-        eps_fn, schedule.to(device), (len(labels), *image_shape), steps=steps, eta=eta,
-        generator=seed, frames=frames, device=device,
+    return dpm_solver_sample(
+        eps_fn, schedule.to(device), (len(labels), *image_shape), steps=steps, generator=seed, frames=frames,
+        device=device,
     )
 
 
@@ -307,11 +310,16 @@ def inpaint(
 
 
 @torch.no_grad()
-def judge(images: torch.Tensor, views: Sequence[View], labels: torch.Tensor, classifier: nn.Module | None = None) -> dict:
+def judge(
+    images: torch.Tensor, views: Sequence[View], labels: torch.Tensor, classifier: nn.Module | None = None,
+    confidence: float = 0.9,
+) -> dict:
     """Judge illusions ``(B, 1, 28, 28)`` in [-1, 1] with the evaluation classifier, view by view.
 
     ``labels``: ``(B, V)``, the class intended under each view. Returns a dict of tensors:
-    ``probabilities`` ``(B, V, 10)``; ``success`` ``(B,)`` bool, every view classified as intended;
+    ``probabilities`` ``(B, V, 10)``; ``success`` ``(B,)`` bool, every view classified as intended
+    (the lenient judge); ``strict_success`` ``(B,)`` bool, every view's intended class has probability
+    at least ``confidence`` (the strict judge: no view may be a toss-up);
     ``alignment`` ``(B,)``, the smallest intended-class probability over the views;
     ``concealment`` ``(B,)``, the mean over views of ``p(intended) / sum_{u} p(labels[b, u])``, the
     probability of the intended class among the illusion's classes only (1 when every view shows
@@ -322,6 +330,8 @@ def judge(images: torch.Tensor, views: Sequence[View], labels: torch.Tensor, cla
     views = list(views)
     labels = _class_grid(labels, len(views), "view")
     diffusion_images(images, "images")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence: expected a probability in (0, 1), got {confidence!r}")
     classifier = classifier if classifier is not None else evaluation_classifier()
     device = module_device(classifier)
     with evaluating(classifier):
@@ -333,6 +343,7 @@ def judge(images: torch.Tensor, views: Sequence[View], labels: torch.Tensor, cla
     return {
         "probabilities": probabilities,
         "success": (probabilities.argmax(2) == labels).all(1),
+        "strict_success": (intended >= confidence).all(1),
         "alignment": intended.min(1).values,
         "concealment": (intended / among).mean(1),
     }

@@ -59,8 +59,8 @@ def sample_digits(
 
 
 def evaluate(
-    model: nn.Module, samples_per_class: int = 100, scales: Sequence[float] = (1.0, 1.5, 2.0, 3.0), seed: int = 0,
-    steps: int = SAMPLING_STEPS, order: int = 2,
+    model: nn.Module, samples_per_class: int = 100, scales: Sequence[float] = (1.0, 1.25, 1.5, 1.75, 2.0, 3.0),
+    seed: int = 0, steps: int = SAMPLING_STEPS, order: int = 2,
 ) -> dict:
     """The model card's numbers for a class-conditional DDPM of the zoo's kind.
 
