@@ -526,7 +526,7 @@ def test_shipped_ddpm_draws_the_digits_it_is_asked_for():
     model = zoo.load("ddpm-mnist-cond", device="cpu")
     wanted = torch.arange(10).repeat(3)
     samples = sample_digits(model, wanted, scale=2.0, steps=20, seed=0)
-    # 30 samples in 20 steps (the card used 500 in 50): allow a few misses
+    # 30 samples (the card used 1,000 per scale): allow a few misses
     assert class_accuracy(samples, wanted) >= 0.9
 
 
