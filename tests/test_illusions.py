@@ -304,7 +304,7 @@ def test_judge_scores_success_alignment_and_concealment():
     assert math.isclose(verdict["probabilities"][0, 0].sum().item(), 1.0, rel_tol=1e-6)
     assert verdict["strict_success"].tolist() == [True] and wrong["strict_success"].tolist() == [False]
     toss_up = image.clone()
-    toss_up[..., :4, :] = 0.52  # upright: p(1) = 1 / (1 + e^-0.4) = 0.60, read as 1 but not with confidence
+    toss_up[..., :4, :] = 0.04  # 0.52 on the classifier's [0, 1] scale: p(1) = 1 / (1 + e^-0.4) = 0.60 upright
     close = judge(toss_up, [make_view("identity"), make_view("flip")], torch.tensor([[1, 7]]), Reader())
     assert close["success"].tolist() == [True] and close["strict_success"].tolist() == [False]
     assert close["alignment"].item() == pytest.approx(1 / (1 + math.exp(-0.4)), rel=1e-4)
