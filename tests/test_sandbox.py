@@ -72,6 +72,16 @@ def test_the_repository_does_not_exist_but_the_library_and_data_do(tmp_path):
     assert seen == {str(path) for path in shown}
 
 
+def test_the_library_finds_its_checkpoints_and_corpus_inside(tmp_path):
+    """What a notebook does: ``dgm.data.shipped`` must point at the bound folders, not elsewhere."""
+    script = (
+        "from dgm.data import shipped; "
+        "print(len(list(shipped('checkpoints').glob('*.json'))), (shipped('corpus') / 'once_upon_a_time.txt').is_file())"
+    )
+    done = run_sandboxed(tmp_path, [sys.executable, "-c", script])
+    assert done.stdout.split() == [str(len(list((ROOT / "data" / "checkpoints").glob("*.json")))), "True"], done.stderr
+
+
 def test_folders_above_a_readable_path_hold_only_the_way_to_it(tmp_path):
     """The home folder, say, exists only when the Python environment lives under it, and then shows
     nothing but the folder that leads there."""

@@ -92,30 +92,26 @@ class MissingDataError(FileNotFoundError):
     """A data file is neither in the cache nor downloadable."""
 
 
-def _repository_data() -> Path | None:
-    """``data/`` of the checkout this package is imported from, or ``None`` for an installed wheel."""
-    repo_data = Path(__file__).resolve().parents[2] / "data"
-    return repo_data if (repo_data / "README.md").exists() else None
-
-
 def data_dir() -> Path:
     """The data cache: ``$DGM_DATA`` if set, else ``<repo>/data/cache`` or ``~/.cache/dgm``."""
     if os.environ.get("DGM_DATA"):
         return Path(os.environ["DGM_DATA"]).expanduser()
-    repo_data = _repository_data()
-    return repo_data / "cache" if repo_data else Path.home() / ".cache" / "dgm"
+    repo_data = Path(__file__).resolve().parents[2] / "data"
+    if (repo_data / "README.md").exists():
+        return repo_data / "cache"
+    return Path.home() / ".cache" / "dgm"
 
 
 def shipped(name: str) -> Path:
     """A folder of data the course ships with the code: ``"checkpoints"`` or ``"corpus"``.
 
-    In a checkout (an editable install) it is ``<repo>/data/<name>``; an installed wheel
-    carries the same files as ``dgm/shipped/<name>`` (see ``pyproject.toml``).
+    An installed wheel carries them inside the package, as ``dgm/shipped/<name>`` (see
+    ``pyproject.toml``); in a checkout (the editable install) they are ``<repo>/data/<name>``.
     """
     if name not in SHIPPED:
         raise ValueError(f"name must be one of {SHIPPED}, got {name!r}")
-    repo_data = _repository_data()
-    return repo_data / name if repo_data else Path(__file__).resolve().parent / "shipped" / name
+    inside = Path(__file__).resolve().parent / "shipped"
+    return (inside if inside.is_dir() else Path(__file__).resolve().parents[2] / "data") / name
 
 
 def sha256_of(path: Path) -> str:
