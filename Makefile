@@ -4,7 +4,8 @@
 #   make course              the main job: execute, release, autograde, render (FULL=1 for full budgets)
 #   make test                unit tests and the notebook pipeline
 #   make release             regenerate notebooks/ from solutions/
-#   make grade SUBMISSIONS=dir [OUT=build/grades] [JOBS=1] [NO_SANDBOX=1]   (see docs/instructors.md)
+#   make grade SUBMISSIONS=dir [OUT=build/grades] [JOBS=1] [NO_SANDBOX=1] [SCHEDULER=tcp://host:8786] [RESUME=1]
+#                            (see docs/instructors.md)
 #   make validate NB=notebooks/<id>/<id>.ipynb               a student's check before submitting
 #   make lab                 Jupyter Lab on the student notebooks
 #   make bench               benchmarks: prints a table, writes bench/results.json
@@ -29,6 +30,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 	$(PY) -m pip install --quiet -e ".[course,dev,book]"
+	@# Dask workers started from this venv may start grading processes (see docs/instructors.md).
+	@mkdir -p $(VENV)/etc/dask && printf 'distributed:\n  worker:\n    daemon: false\n' > $(VENV)/etc/dask/dgm-grading.yaml
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -44,7 +47,8 @@ release: $(STAMP)
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=<dir of <student>/<assignment>/<assignment>.ipynb>"; exit 2; }
-	$(PY) -m dgm.course grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox,)
+	$(PY) -m dgm.course grade "$(SUBMISSIONS)" --out "$(OUT)" --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox,) \
+		$(if $(SCHEDULER),--scheduler "$(SCHEDULER)",) $(if $(RESUME),--resume,)
 
 validate: $(STAMP)
 	@test -n "$(NB)" || { echo "usage: make validate NB=notebooks/<id>/<id>.ipynb"; exit 2; }

@@ -5,15 +5,25 @@ from __future__ import annotations
 import html
 import os
 import re
+import socket
+import sysconfig
+import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from corpus import make_corpus
+from corpus.make_corpus import ASSIGNMENT, CASES, ESCAPE, PORT
 from dgm.course import grading
 from dgm.course.notebooks import assignment_ids, hidden_test_span, source_notebook, strip_hidden_tests
 
 ROOT = Path(__file__).resolve().parents[1]
+# Limits for grading the corpus: its notebook runs in well under 20 s in fast mode; the memory hog stops at 3 GB.
+LIMITS = grading.Limits(cell_seconds=20, notebook_seconds=75, memory_gb=3.0, output_lines=500, disk_mb=64, processes=128)
+# Where writes_outside tries to leave a file, seen from the host.
+OUTSIDE = [ROOT / "lib" / "dgm", Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["purelib"]) / "nbgrader",
+           Path.home(), Path("~root").expanduser(), Path(tempfile.gettempdir()), Path("/")]
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +45,24 @@ def pipeline(tmp_path_factory):
         graded=work / "grade",
         results={(r.student, r.assignment): r for r in results},
     )
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory):
+    """The corpus of broken and hostile submissions (tests/corpus/) graded here in one batch under
+    :data:`LIMITS`: (work folder, {case: GradeResult}, connections the network case made to PORT)."""
+    work = tmp_path_factory.mktemp("corpus-grading")
+    for folder in OUTSIDE:
+        (folder / ESCAPE).unlink(missing_ok=True)
+    submissions = {(case, ASSIGNMENT): make_corpus.SUBMISSIONS / case / ASSIGNMENT / f"{ASSIGNMENT}.ipynb" for case in CASES}
+    with socket.create_server(("127.0.0.1", PORT)) as listener:  # the network case knocks here
+        results = grading.autograde(submissions, work, ROOT, feedback=True, limits=LIMITS, jobs=2)
+        listener.setblocking(False)
+        try:
+            knocked = [listener.accept()[1]]
+        except BlockingIOError:
+            knocked = []
+    return work, {r.student: r for r in results}, knocked
 
 
 @pytest.fixture

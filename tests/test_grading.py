@@ -13,30 +13,22 @@ from __future__ import annotations
 import csv
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
-import sysconfig
-import tempfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from conftest import ROOT, hidden_lines_of, page_text
+from conftest import LIMITS, OUTSIDE, ROOT, hidden_lines_of, page_text
 from corpus import make_corpus
-from corpus.make_corpus import ASSIGNMENT, CASES, ESCAPE, FROM_BLANK, PORT, SURVIVOR
+from corpus.make_corpus import ASSIGNMENT, CASES, ESCAPE, FROM_BLANK, SURVIVOR
 from dgm.course import grading, sandbox
 from dgm.course.notebooks import source_notebook
 from dgm.course.validation import describe, error_summary, validate
 
 pytestmark = pytest.mark.pipeline
-# The corpus notebook runs in well under 20 s in fast mode; the memory hog stops at 3 GB.
-LIMITS = grading.Limits(cell_seconds=20, notebook_seconds=75, memory_gb=3.0, output_lines=500, disk_mb=64, processes=128)
-# Where writes_outside tries to leave a file, seen from the host.
-OUTSIDE = [ROOT / "lib" / "dgm", Path(sysconfig.get_paths()["purelib"]), Path(sysconfig.get_paths()["purelib"]) / "nbgrader",
-           Path.home(), Path("~root").expanduser(), Path(tempfile.gettempdir()), Path("/")]
 
 
 def processes_with(argument: str) -> list[str]:
@@ -56,22 +48,6 @@ def output_of(work: Path, case: str) -> str:
     """Every text output of ``case``'s graded notebook."""
     notebook = nbformat.read(work / "autograded" / case / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     return "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    work = tmp_path_factory.mktemp("corpus-grading")
-    for folder in OUTSIDE:
-        (folder / ESCAPE).unlink(missing_ok=True)
-    submissions = {(case, ASSIGNMENT): make_corpus.SUBMISSIONS / case / ASSIGNMENT / f"{ASSIGNMENT}.ipynb" for case in CASES}
-    with socket.create_server(("127.0.0.1", PORT)) as listener:  # the network case knocks here
-        results = grading.autograde(submissions, work, ROOT, feedback=True, limits=LIMITS, jobs=2)
-        listener.setblocking(False)
-        try:
-            knocked = [listener.accept()[1]]
-        except BlockingIOError:
-            knocked = []
-    return work, {r.student: r for r in results}, knocked
 
 
 def test_the_committed_corpus_is_what_the_script_builds_from_the_current_release(tmp_path):

@@ -8,6 +8,8 @@ This subpackage is the tooling behind the Makefile targets (``make course``,
   notebook headlessly;
 - :mod:`dgm.course.grading`   -- generate the student release, autograde
   notebooks in a throwaway course directory, read the scores;
+- :mod:`dgm.course.batch`     -- grade a class as a batch, here or on the workers of a
+  Dask cluster, each result written as it arrives (resumable);
 - :mod:`dgm.course.sandbox`   -- the bubblewrap sandbox every graded student
   kernel runs in;
 - :mod:`dgm.course.feedback`  -- the feedback preprocessor that hides hidden

@@ -5,6 +5,7 @@
     python -m dgm.course check [--no-sandbox] [IDS...]   grade solution and blank release (no repo changes)
     python -m dgm.course grade SUBMISSIONS [--out DIR] [--jobs N] [--cell-timeout S] [--notebook-timeout S]
                                [--memory-gb G] [--disk-mb M] [--processes P] [--no-sandbox]
+                               [--scheduler tcp://HOST:8786] [--resume]
                                                     autograde <SUBMISSIONS>/<student>/<id>/<id>.ipynb
     python -m dgm.course validate NOTEBOOK          a student's check: run it, report failing tests (exit 1)
     python -m dgm.course book [--full]              the self-study site in build/book/html/ (see dgm.course.book)
@@ -19,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dgm.course import grading
+from dgm.course import batch, grading
 from dgm.course.notebooks import (
     assignment_ids,
     execute_notebook,
@@ -163,23 +164,18 @@ def command_grade(args) -> int:
         disk_mb=args.disk_mb, processes=args.processes,
     )
     out = Path(args.out).resolve()
-    where = "WITHOUT the sandbox (--no-sandbox)" if args.no_sandbox else "each kernel in the bubblewrap sandbox"
-    print(f"grading {len(submissions)} submissions, {args.jobs} at a time, {where} ...", flush=True)
+    if args.no_sandbox:
+        print("grading WITHOUT the sandbox (--no-sandbox)", flush=True)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="dgm-grade-") as tmp:
-        results = grading.autograde(
-            submissions, Path(tmp) / "course", limits=limits, jobs=args.jobs, progress=True, sandbox=not args.no_sandbox
-        )
-        for r in results:  # replace, never mix, an earlier run's feedback
-            target = out / "feedback" / r.student / r.assignment
-            shutil.rmtree(target, ignore_errors=True)
-            produced = Path(tmp) / "course" / "feedback" / r.student / r.assignment
-            if produced.exists():
-                shutil.copytree(produced, target)
-    csv_path = grading.write_gradebook_csv(results, out / "grades.csv")
+    try:
+        results = batch.grade_batch(submissions, out, scheduler=args.scheduler, jobs=args.jobs, limits=limits,
+                                    sandbox=not args.no_sandbox, resume=args.resume)
+    except batch.ClusterError as err:
+        print(f"cannot grade on {args.scheduler}: {err}", file=sys.stderr)
+        return 2
     failed = sum(r.status != "graded" for r in results)
     print(f"{len(results) - failed} graded, {failed} FAILED in {time.perf_counter() - start:.0f} s")
-    print(f"gradebook: {csv_path}\nfeedback:  {out / 'feedback'}")
+    print(f"gradebook: {out / 'grades.csv'}\nfeedback:  {out / 'feedback'}\nlog:       {out / 'grading.log'}")
     return 0
 
 
@@ -239,6 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--disk-mb", type=int, default=defaults.disk_mb, help="what the kernel may write, in MB")
     grade.add_argument("--processes", type=int, default=defaults.processes, help="processes and threads of the kernel")
     grade.add_argument("--no-sandbox", action="store_true", help=NO_SANDBOX)
+    grade.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on the workers of this Dask scheduler, e.g. tcp://host:8786 (default: here)")
+    grade.add_argument("--resume", action="store_true",
+                       help="skip submissions already graded under --out (same notebook, same course version)")
     grade.set_defaults(run=command_grade)
     validate = commands.add_parser("validate", help="run a notebook and report its failing tests (exit 1 if any)")
     validate.add_argument("notebook")

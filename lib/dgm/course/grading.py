@@ -130,6 +130,10 @@ def _nbgrader_process(
     """
     if hasattr(os, "setsid"):
         os.setsid()
+    if sys.platform.startswith("linux"):  # die with the process that started this one (a killed Dask worker)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
     if memory_gb is not None:
         _limit_memory(memory_gb)
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -306,12 +310,27 @@ def _tail(path: Path, size: int = 65536) -> str:
         return handle.read().decode("utf-8", "replace")
 
 
-def _grade_one(
-    template: Path, student: str, assignment: str, notebook: Path, workdir: Path,
-    limits: Limits, feedback: bool, threads: int, sandbox: bool, schema: set[tuple],
+def prepare_template(template: Path, ids: list[str], root: Path | None = None) -> set[tuple]:
+    """Make the course every grading of ``ids`` starts from, at ``template`` (replaced if there):
+    nbgrader_config.py and a gradebook in which nbgrader recorded the assignments; the sources
+    are deleted again. Returns the gradebook's schema, against which :func:`tampering` checks."""
+    shutil.rmtree(template, ignore_errors=True)
+    new_course(template, ids, root)
+    generate_release(template, ids)
+    shutil.rmtree(template / "solutions")
+    shutil.rmtree(template / "notebooks")
+    return gradebook_schema(template / "gradebook.db")
+
+
+def grade_submission(
+    template: Path, schema: set[tuple], student: str, assignment: str, notebook: Path, workdir: Path,
+    limits: Limits, feedback: bool, threads: int, sandbox: bool,
 ) -> GradeResult:
+    """Grade one notebook in a copy of ``template`` (see :func:`prepare_template`), under ``limits``,
+    its kernel using ``threads`` threads (in the sandbox if ``sandbox``). The graded notebook, the
+    feedback and the log land under ``workdir`` as ``autograded/``, ``feedback/`` and ``logs/``."""
     start = time.perf_counter()
-    result = GradeResult(student, assignment)
+    result = GradeResult(student, assignment, sandbox="bubblewrap" if sandbox else "none")
     problem = unreadable(notebook)
     if problem:
         result.reason = problem
@@ -325,6 +344,7 @@ def _grade_one(
     submitted.mkdir(parents=True)
     shutil.copy2(notebook, submitted / f"{assignment}.ipynb")
     env = dict(kernel_env(True), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    (workdir / "logs").mkdir(exist_ok=True)
     log = workdir / "logs" / f"{student}--{assignment}.log"
     who = {"assignment_id": assignment, "student_id": student}
     calls = [("autograde", dict(who, force=True, create=True))]
@@ -341,6 +361,7 @@ def _grade_one(
         )
     else:
         result = read_results(course, student, assignment)
+        result.sandbox = "bubblewrap" if sandbox else "none"
         if result.status == "FAILED":
             result.reason = failure_reason(_tail(log), limits)
     if result.status == "graded":
@@ -385,24 +406,16 @@ def autograde(
         problem = unavailable()
         if problem:
             raise SandboxUnavailable(problem)
-    ids = sorted({assignment for _, assignment in submissions})
     workdir.mkdir(parents=True, exist_ok=True)
     template = workdir / "template"
-    shutil.rmtree(template, ignore_errors=True)
-    new_course(template, ids, root)
-    generate_release(template, ids)
-    shutil.rmtree(template / "solutions")
-    shutil.rmtree(template / "notebooks")
-    (workdir / "logs").mkdir(exist_ok=True)
+    schema = prepare_template(template, sorted({assignment for _, assignment in submissions}), root)
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    schema = gradebook_schema(template / "gradebook.db")
 
     def grade(item: tuple[tuple[str, str], Path]) -> GradeResult:
         (student, assignment), path = item
-        result = _grade_one(
-            template, student, assignment, Path(path), workdir, limits, feedback, threads, sandbox, schema
+        result = grade_submission(
+            template, schema, student, assignment, Path(path), workdir, limits, feedback, threads, sandbox
         )
-        result.sandbox = "bubblewrap" if sandbox else "none"
         if progress:
             detail = f"{result.auto_score:g}/{result.auto_max:g}" if result.status == "graded" else result.reason
             print(f"  {student:20s} {assignment:20s} {result.status:7s} {detail} ({result.seconds:.0f} s)", flush=True)
