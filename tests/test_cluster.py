@@ -117,6 +117,13 @@ def test_the_cluster_grades_the_corpus_as_local_grading_does(cluster, graded, tm
     assert f"{len(CASES)}/{len(CASES)} failed {sum(c.status == 'FAILED' for c in CASES.values())}" in log
 
 
+def test_kernels_share_a_machines_cores_among_all_its_workers(cluster):
+    with cluster.client() as client:
+        assert batch.threads_per_host(client) == {"127.0.0.1": max(1, (os.cpu_count() or 1) // 2)}, (
+            "two workers of one thread on this machine: each kernel gets half of its cores"
+        )
+
+
 def test_a_worker_of_another_course_version_is_refused(cluster, tmp_path):
     copy = tmp_path / "checkout"
     shutil.copytree(ROOT / "lib" / "dgm", copy / "lib" / "dgm", ignore=shutil.ignore_patterns("__pycache__"))

@@ -46,6 +46,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator, TextIO
+from urllib.parse import urlparse
 
 from dgm.course import grading
 from dgm.course.notebooks import repo_root
@@ -116,22 +117,37 @@ def _template(ids: tuple[str, ...]) -> tuple[Path, set]:
         return _TEMPLATES[key]
 
 
-def _worker_threads() -> int:
-    """Threads per kernel on a Dask worker: the machine's cores shared by the worker's task slots."""
+def _worker_threads(host_threads: dict[str, int]) -> int:
+    """Threads per kernel on this Dask worker: ``host_threads`` for its machine (see
+    :func:`threads_per_host`), else the machine's cores shared by this worker's task slots."""
     from distributed import get_worker
 
-    return max(1, (os.cpu_count() or 1) // get_worker().state.nthreads)
+    worker = get_worker()
+    fallback = max(1, (os.cpu_count() or 1) // worker.state.nthreads)
+    return host_threads.get(urlparse(worker.address).hostname, fallback)
+
+
+def threads_per_host(client) -> dict[str, int]:
+    """For each machine of the cluster, threads per kernel: its cores over the task slots of all the
+    workers it runs (two workers of one thread on 2 cores: 1 thread each, not 2)."""
+    workers = client.scheduler_info()["workers"]
+    cores = client.run(os.cpu_count)
+    slots: dict[str, int] = {}
+    for info in workers.values():
+        slots[info["host"]] = slots.get(info["host"], 0) + info["nthreads"]
+    return {info["host"]: max(1, (cores.get(address) or 1) // slots[info["host"]]) for address, info in workers.items()}
 
 
 def grade_task(
     student: str, assignment: str, notebook: bytes, version: str, ids: tuple[str, ...],
     limits: grading.Limits, feedback: bool, sandbox: bool, threads: int | None = None,
+    host_threads: dict[str, int] | None = None,
 ) -> dict:
     """Grade one notebook given as bytes, in this process (a Dask worker, or a thread of the client).
 
     ``version`` must be this checkout's :func:`course_version` (else ``ClusterError``); ``ids``: the
     assignments of the batch (the template course is made once per process for them);
-    ``threads``: per kernel (None: the cores over a Dask worker's task slots). Returns
+    ``threads``: per kernel (None: on a Dask worker, from ``host_threads``, see :func:`threads_per_host`). Returns
     ``{"result": GradeResult as a dict, "files": {"autograded/<student>/<id>/...": bytes, ...},
     "host": this machine's name}``; the files hold the graded notebook, the feedback page and the log.
     """
@@ -145,7 +161,7 @@ def grade_task(
         path.write_bytes(notebook)
         result = grading.grade_submission(
             template / "course", schema, student, assignment, path, work, limits, feedback,
-            threads or _worker_threads(), sandbox,
+            threads or _worker_threads(host_threads or {}), sandbox,
         )
         files = {}
         for kind in ("autograded", "feedback"):
@@ -274,10 +290,12 @@ def _run_on_cluster(
         workers = accepted_workers(client, version, sandbox, say)
         say(f"grading on {len(workers)} worker(s) of {scheduler}: {', '.join(workers)}")
         client.run_on_scheduler(_retry_once)
+        host_threads = threads_per_host(client)
         futures = {}
         for task in tasks:
             key = f"grade-{task['student']}--{task['assignment']}-{os.urandom(4).hex()}"
-            future = client.submit(grade_task, **task, key=key, workers=workers, allow_other_workers=False, pure=False)
+            future = client.submit(grade_task, **task, host_threads=host_threads, key=key, workers=workers,
+                                   allow_other_workers=False, pure=False)
             futures[future] = task
         pending = as_completed(futures)
         checked = time.monotonic()
