@@ -23,6 +23,9 @@ The teaching modules, in lecture order:
 - :mod:`dgm.unet`           -- the time- and class-conditional U-Net of diffusion.
 - :mod:`dgm.diffusion`      -- the forward process, the losses, DDPM and DDIM samplers, guidance.
 - :mod:`dgm.solvers`        -- few-step sampling: DPM-Solver++(2M) on the probability-flow ODE.
+- :mod:`dgm.latent`         -- latent diffusion's autoencoder and the scale of its latents.
+- :mod:`dgm.dit`            -- the diffusion transformer: patches as tokens, adaLN-Zero blocks.
+- :mod:`dgm.flow`           -- flow matching: straight paths, the velocity loss, Euler and Heun ODE samplers.
 - :mod:`dgm.views`          -- orthogonal views of images (and some that are not).
 - :mod:`dgm.illusions`      -- multi-view and factorized noise estimates, SDEdit, RePaint, the judge.
 

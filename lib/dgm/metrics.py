@@ -23,6 +23,7 @@ test, same sample count) and its ceiling (test vs uniform noise); see
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "fid_reference",
     "class_accuracy",
     "class_entropy",
+    "evaluate_class_samples",
 ]
 
 
@@ -162,3 +164,35 @@ def fid_reference(n: int, model: nn.Module | None = None, seed: int = 0) -> dict
     test = test[torch.randperm(len(test), generator=generator)[:n]]
     noise = torch.rand(test.shape, generator=generator)
     return {"floor": fid(train, test, model), "ceiling": fid(noise, test, model)}
+
+
+def evaluate_class_samples(
+    sample: Callable[[torch.Tensor, float], torch.Tensor], samples_per_class: int = 100,
+    scales: Sequence[float] = (1.0, 1.5, 2.0), seed: int = 0,
+) -> tuple[dict[str, float], list[float]]:
+    """A class-conditional generator's card numbers at each guidance scale.
+
+    ``sample(labels, scale)`` returns one image ``(1, 28, 28)`` in [0, 1] per label of ``labels``
+    ``(N,)``; it is asked for ``samples_per_class`` of every digit at each scale. Returns the
+    metrics ``class_accuracy_scale_<s>`` (evaluation classifier), ``fid_scale_<s>`` (against as
+    many random MNIST test digits), ``fid_floor_train_vs_test`` and ``fid_ceiling_noise_vs_test``
+    at that sample size, and the seconds of sampling per scale.
+    """
+    import time
+
+    from dgm.data import mnist
+
+    test_images, _ = mnist("test")
+    wanted = torch.arange(10).repeat_interleave(samples_per_class)
+    real = test_images[torch.randperm(len(test_images), generator=make_generator(seed))[: len(wanted)]]
+    metrics, seconds = {}, []
+    for scale in scales:
+        start = time.perf_counter()
+        samples = sample(wanted, scale)
+        seconds.append(round(time.perf_counter() - start, 1))
+        metrics[f"class_accuracy_scale_{scale:g}"] = round(class_accuracy(samples, wanted), 4)
+        metrics[f"fid_scale_{scale:g}"] = round(fid(samples, real), 2)
+    reference = fid_reference(len(wanted), seed=seed)
+    metrics["fid_floor_train_vs_test"] = round(reference["floor"], 2)
+    metrics["fid_ceiling_noise_vs_test"] = round(reference["ceiling"], 2)
+    return metrics, seconds

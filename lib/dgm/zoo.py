@@ -82,6 +82,13 @@ MODELS: dict[str, ZooModel] = {
             "dgm.recipes.ddpm:train",
             "class-conditional DDPM noise model (U-Net, null class for guidance) for MNIST in [-1, 1], T = 1000",
         ),
+        ZooModel(
+            "ldm-dit-mnist",
+            "dgm.recipes.ldm:build",
+            "dgm.recipes.ldm:train",
+            "latent diffusion of MNIST: KL autoencoder (28x28 -> 4x7x7) + class-conditional DiT (adaLN-Zero) "
+            "trained by flow matching",
+        ),
     ]
 }
 

@@ -8,7 +8,6 @@ The schedule (:data:`dgm.diffusion.DDPM_T` steps, linear) and the null label
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
@@ -17,7 +16,7 @@ from torch import nn
 from dgm.data import mnist
 from dgm.device import Seed, evaluating, make_generator, module_device
 from dgm.diffusion import DDPM_NULL_LABEL, DDPM_T, Schedule, epsilon_loss, guided, linear_schedule
-from dgm.metrics import class_accuracy, fid, fid_reference
+from dgm.metrics import evaluate_class_samples
 from dgm.solvers import dpm_solver_sample
 from dgm.train import FitResult, batches, fit
 from dgm.unet import UNet
@@ -71,20 +70,11 @@ def evaluate(
     "seconds": list}`` (metrics keyed ``class_accuracy_scale_<s>``, ``fid_scale_<s>``,
     ``fid_floor_train_vs_test``, ``fid_ceiling_noise_vs_test``; seconds of sampling per scale).
     """
-    test_images, _ = mnist("test")
-    wanted = torch.arange(10).repeat_interleave(samples_per_class)
-    n = len(wanted)
-    real = test_images[torch.randperm(len(test_images), generator=make_generator(seed))[:n]]
-    metrics, seconds = {}, []
-    for scale in scales:
-        start = time.perf_counter()
-        samples = sample_digits(model, wanted, scale, steps=steps, seed=seed, order=order)
-        seconds.append(round(time.perf_counter() - start, 1))
-        metrics[f"class_accuracy_scale_{scale:g}"] = round(class_accuracy(samples, wanted), 4)
-        metrics[f"fid_scale_{scale:g}"] = round(fid(samples, real), 2)
-    reference = fid_reference(n, seed=seed)
-    metrics["fid_floor_train_vs_test"] = round(reference["floor"], 2)
-    metrics["fid_ceiling_noise_vs_test"] = round(reference["ceiling"], 2)
+    metrics, seconds = evaluate_class_samples(
+        lambda labels, scale: sample_digits(model, labels, scale, steps=steps, seed=seed, order=order),
+        samples_per_class, scales, seed,
+    )
+    n = 10 * samples_per_class
     sampler = f"DPM-Solver++(2M)-{steps}" if order == 2 else f"DDIM-{steps}"
     evaluation = (
         f"{samples_per_class} guided {sampler} samples per digit at each guidance scale; FID (classifier features) "
