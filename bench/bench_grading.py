@@ -115,7 +115,8 @@ def grade_spread(students: int, workers: int | None, slots: int = 2) -> dict:
         "budget": "fast mode, default limits, with feedback, sandbox",
         "seconds": round(seconds, 1),
         "notebooks/min": round(60 * len(results) / seconds, 2),
-        "notebooks graded": f"{sum(r.status == 'graded' for r in results)} of {len(results)}",
+        "notebooks with full marks": f"{sum(r.status == 'graded' and r.auto_score == r.auto_max > 0 for r in results)} "
+                                     f"of {len(results)}",
     }
 
 
@@ -132,7 +133,7 @@ def cluster_rows() -> list[dict]:
         "budget": "from the 2-worker row: notebooks/min per core x 80 cores",
         "seconds": round(60 * notebooks / (per_core * cores)),
         "notebooks/min": round(per_core * cores, 1),
-        "notebooks graded": f"{notebooks} (estimated)",
+        "notebooks with full marks": f"{notebooks} (estimated)",
     })
     return rows
 
