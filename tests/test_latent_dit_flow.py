@@ -216,3 +216,21 @@ def test_latent_scale_gives_unit_variance_and_the_generator_round_trips_its_scal
     restored = LatentGenerator(LatentAutoencoder(width=8), DiT())
     restored.load_state_dict(generator.state_dict())
     assert restored.scale.item() == 0.5
+
+
+def test_latent_samplers_do_not_clip_latents_to_the_pixel_range():
+    """Scaled latents spread past [-1, 1]; the epsilon sampler must not clamp them as it does images."""
+    from dgm.recipes.ldm import sample_latents
+
+    class NoNoise(torch.nn.Module):  # eps = 0: the sample is x_T / sqrt(alpha_bar_T), far outside [-1, 1]
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, t, y):
+            return torch.zeros_like(x)
+
+    labels = torch.arange(4)
+    for objective in ("epsilon", "flow"):
+        z = sample_latents(NoNoise(), labels, scale=1.0, steps=4, objective=objective)
+        assert z.shape == (4, 4, 7, 7) and z.abs().max() > 1.5, objective

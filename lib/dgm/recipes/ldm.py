@@ -112,7 +112,7 @@ def sample_latents(
             velocity = guided(denoiser, part.to(device), scale, NULL_LABEL)
             if objective == "epsilon":
                 z = dpm_solver_sample(velocity, linear_schedule(DDPM_T).to(device), (len(part), *shape), steps=steps,
-                                      generator=generator, device=device)
+                                      generator=generator, device=device, clip=False)  # latents are not in [-1, 1]
             else:
                 noise = torch.randn((len(part), *shape), generator=generator).to(device)
                 z = (heun_sample if solver == "heun" else euler_sample)(velocity, noise, steps)
