@@ -20,7 +20,7 @@ from dgm.diffusion import DDPM_T, epsilon_loss, guided, linear_schedule
 from dgm.dit import DiT
 from dgm.flow import euler_sample, flow_matching_loss, heun_sample
 from dgm.latent import LatentAutoencoder, LatentGenerator, autoencoder_loss, latent_scale
-from dgm.metrics import evaluate_class_samples
+from dgm.metrics import evaluate_class_samples, fid
 from dgm.solvers import dpm_solver_sample
 from dgm.train import FitResult, batches, fit
 
@@ -138,8 +138,6 @@ def evaluate(
     metrics, seconds = evaluate_class_samples(
         lambda labels, scale: sample_digits(model, labels, scale, steps, seed, solver), samples_per_class, scales, seed,
     )
-    from dgm.metrics import fid
-
     test, _ = mnist("test")
     n = 10 * samples_per_class
     order = torch.randperm(len(test), generator=make_generator(seed + 7))
