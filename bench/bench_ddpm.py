@@ -64,13 +64,13 @@ def sampler_rows() -> list[dict]:
     return rows
 
 
-def recipe_row(name: str, arguments: dict) -> dict:
-    result = fit_ddpm(SECONDS, **arguments)
+def recipe_row(name: str, arguments: dict, seconds: float = SECONDS) -> dict:
+    result = fit_ddpm(seconds, **arguments)
     metrics = evaluate(result.ema, scales=SCALES)["metrics"]
     row = {
         "model": f"UNet(16, 32, 64) from scratch: {name}",
         "params": sum(p.numel() for p in result.ema.parameters()),
-        "budget": f"{SECONDS:g} s",
+        "budget": f"{seconds:g} s",
         "steps/s": f"{result.steps / result.seconds:.2f}",
         "metrics": "DPM-Solver++(2M)-20, class accuracy / FID (n=1000): "
         + "; ".join(judged(metrics, scale) for scale in SCALES),

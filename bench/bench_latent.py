@@ -7,8 +7,12 @@
   ``BENCH_LATENT_SECONDS`` (default 300 s): flow matching with uniform times, flow matching with
   logit-normal times, and the epsilon objective of :mod:`dgm.diffusion` (sampled with
   DPM-Solver++(2M)); all judged at 20 steps, guidance 1.5 and 2.
+- Pixels against latents at equal minutes: 07's pixel U-Net (the zoo's recipe, min-SNR-5) and the
+  whole latent recipe (autoencoder + DiT), each trained from scratch for
+  ``BENCH_LATENT_EQUAL_SECONDS`` (default 600 s), each judged by its own 20-step sampler.
 
-Needs the real MNIST (``DGM_DATA``). About 20 minutes on 2 cores.
+``BENCH_LATENT_ROWS`` picks row groups (comma-separated, default all): ``zoo`` (the card and the
+solvers), ``objectives``, ``equal``. Needs the real MNIST (``DGM_DATA``). About 45 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ import time
 
 import torch
 from bench_ddpm import judged
+from bench_ddpm import recipe_row as pixel_row
 
 from dgm import zoo
 from dgm.data import mnist
 from dgm.metrics import evaluate_class_samples
+from dgm.recipes import ldm
 from dgm.recipes.ldm import encode, fit_denoiser, sample_digits, sample_latents
 
 SECONDS = float(os.environ.get("BENCH_LATENT_SECONDS", 300))
+EQUAL_SECONDS = float(os.environ.get("BENCH_LATENT_EQUAL_SECONDS", 600))
+ROWS = os.environ.get("BENCH_LATENT_ROWS", "zoo,objectives,equal").split(",")
 SCALES = (1.5, 2.0)
 SOLVERS = [("Euler", 5), ("Euler", 10), ("Euler", 20), ("Heun", 10)]
 OBJECTIVES = [
@@ -59,7 +67,7 @@ def objective_row(model, latents: torch.Tensor, labels: torch.Tensor, name: str,
     objective = arguments["objective"]
 
     def sample(wanted: torch.Tensor, scale: float) -> torch.Tensor:
-        z = sample_latents(result.ema, wanted, scale, 20, objective=objective)
+        z = sample_latents(result.ema, wanted, scale, 20, objective=objective, solver="euler")
         return model.to_images(z)
 
     metrics, _ = evaluate_class_samples(sample, 100, SCALES)
@@ -75,18 +83,43 @@ def objective_row(model, latents: torch.Tensor, labels: torch.Tensor, name: str,
     return row
 
 
-def run() -> list[dict]:
+def latent_recipe_row() -> dict:
+    """The zoo's latent recipe (autoencoder, then DiT) trained from scratch in ``EQUAL_SECONDS``."""
+    model, card = ldm.train(EQUAL_SECONDS)
+    row = {
+        "model": "latent recipe from scratch: autoencoder + DiT, flow matching",
+        "params": sum(p.numel() for p in model.parameters()),
+        "budget": f"{EQUAL_SECONDS:g} s (autoencoder {EQUAL_SECONDS * ldm.AUTOENCODER_SHARE:g} s)",
+        "steps/s": f"{card['steps'] / (EQUAL_SECONDS * (1 - ldm.AUTOENCODER_SHARE)):.2f}",
+        "metrics": f"{ldm.SOLVER.title()}-{ldm.SAMPLING_STEPS}, class accuracy / FID (n=1000): "
+        + "; ".join(judged(card["metrics"], s) for s in SCALES),
+    }
+    print(row, file=sys.stderr, flush=True)
+    return row
+
+
+def zoo_rows() -> list[dict]:
     model = zoo.load("ldm-dit-mnist", device="cpu")
     card = zoo.card("ldm-dit-mnist")
-    rows = [{
+    metrics = card["metrics"]
+    return [{
         "model": "ldm-dit-mnist (zoo card)",
         "params": card["parameters"],
         "budget": f"{card['train_seconds']:g} s (autoencoder + DiT)",
         "steps/s": "-",
-        "metrics": "; ".join(judged(card["metrics"], s) for s in (1.5, 2.0))
-        + f"; reconstruction FID {card['metrics']['fid_reconstructions']}",
-    }]
-    rows += solver_rows(model)
-    images, labels = mnist("train")
-    latents = encode(model.autoencoder, images) * model.scale
-    return rows + [objective_row(model, latents, labels, name, arguments) for name, arguments in OBJECTIVES]
+        "metrics": "; ".join(judged(metrics, s) for s in (1.5, 2.0))
+        + f"; reconstruction FID {metrics['fid_reconstructions']} (the same test digits, not reconstructed: "
+        f"{metrics['fid_originals']})",
+    }] + solver_rows(model)
+
+
+def run() -> list[dict]:
+    rows = zoo_rows() if "zoo" in ROWS else []
+    if "objectives" in ROWS:
+        model = zoo.load("ldm-dit-mnist", device="cpu")
+        images, labels = mnist("train")
+        latents = encode(model.autoencoder, images) * model.scale
+        rows += [objective_row(model, latents, labels, name, arguments) for name, arguments in OBJECTIVES]
+    if "equal" in ROWS:
+        rows += [pixel_row("the zoo's recipe (min-SNR-5, batch 128)", {}, EQUAL_SECONDS), latent_recipe_row()]
+    return rows
