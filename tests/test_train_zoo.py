@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -232,3 +234,25 @@ def test_train_steps_stops_at_a_non_finite_number_and_names_the_step():
     values = iter([1.0, 2.0, float("nan"), 4.0])
     with pytest.raises(FloatingPointError, match="non-finite at step 2"):
         train_steps(lambda batch: {"loss": next(values)}, [], iter([(torch.zeros(1),)] * 4), Budget(steps=4, progress=False))
+
+
+def quoted_forms(metrics: dict) -> set[str]:
+    """Every way the README may print a card's metrics: each value to 1-4 decimals or as a percentage
+    (0-2 decimals), and the numbers in the metrics' names (the guidance scales of ``fid_scale_1.5``)."""
+    forms = set()
+    for key, value in metrics.items():
+        forms |= {f"{value:.{k}f}" for k in range(1, 5)} | {f"{100 * value:.{k}f}%" for k in range(3)}
+        forms |= set(re.findall(r"\d+\.\d+", key))
+    return forms
+
+
+def test_the_readme_zoo_table_quotes_the_shipped_cards():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {name: cells for name, cells in re.findall(r"^\| `([\w-]+)` \|(.*)\|\s*$", readme, re.M) if name in zoo.MODELS}
+    assert set(rows) == set(zoo.MODELS), f"the README's zoo table lacks {sorted(set(zoo.MODELS) - set(rows))}"
+    for name, cells in rows.items():
+        quoted = cells.split("|")[-1].replace("ln 10 = 2.303", "")  # the entropy's ceiling, a constant
+        numbers = re.findall(r"\d+(?:\.\d+)?%", quoted) + re.findall(r"(?<![\w.])\d+\.\d+(?![\d.%])", quoted)
+        assert numbers, f"{name}: the README quotes no metric"
+        wrong = [number for number in numbers if number not in quoted_forms(zoo.card(name)["metrics"])]
+        assert not wrong, f"{name}: the README quotes {wrong}, which its card ({name}.json) does not hold"
