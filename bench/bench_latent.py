@@ -9,7 +9,7 @@
   DPM-Solver++(2M)); all judged at 20 steps, guidance 1.5 and 2.
 - Pixels against latents at equal minutes: 07's pixel U-Net (the zoo's recipe, min-SNR-5) and the
   whole latent recipe (autoencoder + DiT), each trained from scratch for
-  ``BENCH_LATENT_EQUAL_SECONDS`` (default 600 s), each judged by its own 20-step sampler.
+  ``BENCH_LATENT_EQUAL_SECONDS`` (default 600 s), each judged by its own sampler of 20 network calls.
 
 ``BENCH_LATENT_ROWS`` picks row groups (comma-separated, default all): ``zoo`` (the card and the
 solvers), ``objectives``, ``equal``. Needs the real MNIST (``DGM_DATA``). About 45 minutes on 2 cores.
@@ -98,8 +98,7 @@ def latent_recipe_row() -> dict:
     return row
 
 
-def zoo_rows() -> list[dict]:
-    model = zoo.load("ldm-dit-mnist", device="cpu")
+def zoo_rows(model) -> list[dict]:
     card = zoo.card("ldm-dit-mnist")
     metrics = card["metrics"]
     return [{
@@ -114,9 +113,9 @@ def zoo_rows() -> list[dict]:
 
 
 def run() -> list[dict]:
-    rows = zoo_rows() if "zoo" in ROWS else []
+    model = zoo.load("ldm-dit-mnist", device="cpu")
+    rows = zoo_rows(model) if "zoo" in ROWS else []
     if "objectives" in ROWS:
-        model = zoo.load("ldm-dit-mnist", device="cpu")
         images, labels = mnist("train")
         latents = encode(model.autoencoder, images) * model.scale
         rows += [objective_row(model, latents, labels, name, arguments) for name, arguments in OBJECTIVES]
