@@ -19,6 +19,7 @@ from dgm.illusions import (
     multiview_eps,
     repaint_schedule,
     sdedit,
+    view_baseline,
 )
 from dgm.views import VIEWS, is_orthogonal, is_permutation, make_view, noise_statistics, view_matrix
 
@@ -312,3 +313,50 @@ def test_judge_scores_success_alignment_and_concealment():
     assert lenient["strict_success"].tolist() == [True]
     with pytest.raises(ValueError, match=r"confidence: expected a probability in \(0, 1\), got 1.5"):
         judge(image, [make_view("identity")], torch.tensor([[1]]), Reader(), confidence=1.5)
+
+
+class TopRowsReader(torch.nn.Module):
+    """A 'classifier' that reads class 1 when the top rows are bright, class 7 otherwise."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        top = x[:, 0, :4].mean((1, 2))
+        logits = torch.full((len(x), 10), -10.0)
+        logits[:, 1], logits[:, 7] = 10 * top, 10 * (1 - top)
+        return logits
+
+
+def test_judge_with_a_realism_check_fails_views_it_rejects_and_keeps_the_class_verdict_apart():
+    image = -torch.ones(2, 1, 28, 28)
+    image[..., :4, :] = 1  # class 1 upright, 7 upside down
+    image[1, ..., 14, 27] = 0.5  # a mark on the right edge: what our stand-in realism check rejects
+
+    def no_mark_on_row_14(x01):  # looks only at the view it is given, in [0, 1]; the flip moves row 14 to 13
+        return x01[:, 0, 14, 27] == 0
+
+    views = [make_view("identity"), make_view("flip")]
+    verdict = judge(image, views, torch.tensor([[1, 7], [1, 7]]), TopRowsReader(), realism=no_mark_on_row_14)
+    assert verdict["classified"].tolist() == [True, True]
+    assert verdict["realistic"].tolist() == [[True, True], [False, True]]  # the flip moves the mark away
+    assert verdict["success"].tolist() == [True, False] and verdict["strict_success"].tolist() == [True, False]
+    without = judge(image, views, torch.tensor([[1, 7], [1, 7]]), TopRowsReader())
+    assert without["success"].tolist() == [True, True] and without["realistic"].all()
+
+
+def test_view_baseline_counts_how_often_plain_samples_already_read_as_the_other_class():
+    labels = torch.arange(10).repeat_interleave(2)
+    images = -torch.ones(20, 1, 28, 28)  # dark: read as 7 both ways
+    images[labels == 1, :, :4] = 1  # both 1s: bright top, read as 1 upright and 7 flipped
+    images[12, :, -4:] = 1  # one of the two 6s: bright bottom, read as 1 once flipped
+    flipped = view_baseline(images, labels, make_view("flip"), TopRowsReader())
+    expected = torch.zeros(10, 10)
+    expected[:, 7] = 1.0
+    expected[6, 1] = expected[6, 7] = 0.5
+    assert torch.equal(flipped, expected)
+    upright = view_baseline(images, labels, make_view("identity"), TopRowsReader())
+    assert upright[1, 1] == 1.0 and upright[6, 1] == 0.0 and torch.allclose(upright.sum(1), torch.ones(10))
+    with pytest.raises(ValueError, match=r"labels: expected samples of every class 0..9, none of \[2, 3, 4, 5, 6, 7, 8, 9\]"):
+        view_baseline(images[:4], labels[:4], make_view("flip"), TopRowsReader())

@@ -102,3 +102,39 @@ def test_shipped_classifier_reaches_99_percent_on_mnist_test():
 
     images, labels = mnist("test", download=False)
     assert metrics.class_accuracy(images, labels) >= 0.99
+
+
+def test_realism_check_passes_the_quantile_of_held_out_digits_and_rejects_what_is_far():
+    model = classifier_recipe.build()  # untrained: the check's arithmetic does not need a good network
+    generator = torch.Generator().manual_seed(0)
+    reference, held_out = torch.rand(40, 1, 28, 28, generator=generator) * 0.2, torch.rand(200, 1, 28, 28, generator=generator) * 0.2
+    check = metrics.RealismCheck(reference, held_out, model, quantile=0.9)
+    assert check(held_out).float().mean().item() == pytest.approx(0.9, abs=0.01)
+    assert check(reference).all(), "a reference image is at distance 0 from itself"
+    assert check.distance(reference).max().item() < 0.01 * check.threshold  # zero up to cdist's rounding
+    assert not check(torch.ones(5, 1, 28, 28)).any(), "white squares are far from dim noise"
+    assert metrics.RealismCheck(reference, held_out, model, quantile=1.0)(held_out).all()
+    with pytest.raises(ValueError, match=r"quantile: expected a number in \(0, 1\], got 0"):
+        metrics.RealismCheck(reference, held_out, model, quantile=0)
+    with pytest.raises(ValueError, match="at least one image each"):
+        metrics.RealismCheck(reference[:0], held_out, model)
+
+
+@pytest.mark.skipif(shared_mnist() is None, reason="DGM_DATA does not point at an MNIST mirror")
+def test_digit_realism_accepts_real_digits_and_rejects_fooling_images_the_classifier_is_sure_of():
+    from dgm.data import mnist
+
+    check = metrics.digit_realism()
+    classifier = check.model.eval()
+    test, _ = mnist("test", download=False)
+    assert check(test[-1000:]).float().mean().item() >= 0.98  # digits the threshold never saw
+    # Fooling images (Nguyen et al., 2015): noise pushed by the classifier's gradient until it reads the target.
+    fooling = torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    target = torch.arange(10).repeat(5)
+    for _ in range(30):
+        fooling.requires_grad_(True)
+        grad, = torch.autograd.grad(nn.functional.cross_entropy(classifier(fooling), target), fooling)
+        fooling = (fooling - 0.02 * grad.sign()).clamp(0, 1).detach()
+    confidence = classifier(fooling).softmax(1).gather(1, target[:, None])
+    assert confidence.min().item() > 0.9, "the classifier is fooled: it reads each noise image as its target"
+    assert not check(fooling).any(), "the realism check is not"

@@ -7,7 +7,7 @@ Modules, one idea each. The core, which imports no model module:
 - :mod:`dgm.data`           -- data sets as tensors (digits, MNIST, toy 2-D sets, translation tasks).
 - :mod:`dgm.blocks`         -- small network pieces several models share (MLPs, Gaussian kernels).
 - :mod:`dgm.train`          -- the training loop: budgets, EMA, clipping, checkpoints.
-- :mod:`dgm.metrics`        -- likelihood units, the evaluation classifier, FID.
+- :mod:`dgm.metrics`        -- likelihood units, the evaluation classifier, FID, a realism check.
 - :mod:`dgm.viz`            -- image grids and plots for the notebooks.
 - :mod:`dgm.zoo`            -- the shipped checkpoints, verified on load.
 

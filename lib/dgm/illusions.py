@@ -53,6 +53,7 @@ from dgm.diffusion import (
     q_sample,
     respace,
 )
+from dgm.metrics import RealismCheck, evaluation_classifier
 from dgm.views import View
 
 __all__ = [
@@ -65,6 +66,8 @@ __all__ = [
     "sdedit",
     "repaint_schedule",
     "inpaint",
+    "TRIVIAL",
+    "view_baseline",
     "judge",
 ]
 
@@ -313,24 +316,50 @@ def inpaint(
 # --- judging -----------------------------------------------------------------------------------
 
 
+TRIVIAL = 0.1  # a pair whose baseline (below) exceeds this needs no illusion: it is left out of fair rates
+
+
+@torch.no_grad()
+def view_baseline(images: torch.Tensor, labels: torch.Tensor, view: View, classifier: nn.Module | None = None) -> torch.Tensor:
+    """What an anagram must beat: ``(C, C)`` for a classifier of ``C`` classes, row ``a``, column
+    ``b``, the share of plain samples of class ``a`` that the classifier reads as ``b`` under ``view``.
+
+    ``images``: ordinary class-conditional samples ``(B, 1, 28, 28)`` in [-1, 1] of the classes
+    ``labels`` ``(B,)``, every class at least once. A pair ``(a, b)`` with a high rate needs no
+    illusion (a 6 turned by 180 degrees is a 9): pairs above :data:`TRIVIAL` prove nothing.
+    """
+    diffusion_images(images, "images")
+    classifier = classifier if classifier is not None else evaluation_classifier()
+    with evaluating(classifier):
+        logits = classifier(((view.view(images).clamp(-1, 1) + 1) / 2).to(module_device(classifier))).cpu()
+    classes = logits.shape[1]
+    labels = class_labels(labels, len(images), classes)
+    missing = sorted(set(range(classes)) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"labels: expected samples of every class 0..{classes - 1}, none of {missing}")
+    counts = torch.zeros(classes, classes).index_put_((labels, logits.argmax(1)), torch.ones(len(labels)), accumulate=True)
+    return counts / counts.sum(1, keepdim=True)
+
+
 @torch.no_grad()
 def judge(
     images: torch.Tensor, views: Sequence[View], labels: torch.Tensor, classifier: nn.Module | None = None,
-    confidence: float = 0.9,
+    confidence: float = 0.9, realism: RealismCheck | None = None,
 ) -> dict:
     """Judge illusions ``(B, 1, 28, 28)`` in [-1, 1] with the evaluation classifier, view by view.
 
     ``labels``: ``(B, V)``, the class intended under each view. Returns a dict of tensors:
-    ``probabilities`` ``(B, V, 10)``; ``success`` ``(B,)`` bool, every view classified as intended
-    (the lenient judge); ``strict_success`` ``(B,)`` bool, every view's intended class has probability
-    at least ``confidence`` (the strict judge: no view may be a toss-up);
+    ``probabilities`` ``(B, V, 10)``; ``classified`` ``(B,)`` bool, every view classified as intended;
+    ``realistic`` ``(B, V)`` bool, each view passes ``realism`` (all True without one: a classifier
+    alone can be fooled by speckle, see :class:`dgm.metrics.RealismCheck`); ``success`` ``(B,)`` bool,
+    every view classified as intended *and* realistic (the lenient judge); ``strict_success`` ``(B,)``
+    bool, besides, every view's intended class has probability at least ``confidence`` (the strict
+    judge: no view may be a toss-up);
     ``alignment`` ``(B,)``, the smallest intended-class probability over the views;
     ``concealment`` ``(B,)``, the mean over views of ``p(intended) / sum_{u} p(labels[b, u])``, the
     probability of the intended class among the illusion's classes only (1 when every view shows
     its own class and no trace of the others).
     """
-    from dgm.metrics import evaluation_classifier
-
     views = list(views)
     labels = _class_grid(labels, len(views), "view")
     diffusion_images(images, "images")
@@ -338,16 +367,19 @@ def judge(
         raise ValueError(f"confidence: expected a probability in (0, 1), got {confidence!r}")
     classifier = classifier if classifier is not None else evaluation_classifier()
     device = module_device(classifier)
+    seen = [(v.view(images).clamp(-1, 1) + 1) / 2 for v in views]  # each view, in [0, 1]
     with evaluating(classifier):
-        probabilities = torch.stack(
-            [classifier(((v.view(images).clamp(-1, 1) + 1) / 2).to(device)).softmax(1).cpu() for v in views], 1
-        )
+        probabilities = torch.stack([classifier(x.to(device)).softmax(1).cpu() for x in seen], 1)
+    realistic = torch.stack([realism(x) for x in seen], 1) if realism is not None else torch.ones(labels.shape, dtype=torch.bool)
     intended = probabilities.gather(2, labels.unsqueeze(2)).squeeze(2)  # (B, V)
     among = probabilities.gather(2, labels.unsqueeze(1).expand(-1, len(views), -1)).sum(2)  # (B, V)
+    classified = (probabilities.argmax(2) == labels).all(1)
     return {
         "probabilities": probabilities,
-        "success": (probabilities.argmax(2) == labels).all(1),
-        "strict_success": (intended >= confidence).all(1),
+        "classified": classified,
+        "realistic": realistic,
+        "success": classified & realistic.all(1),
+        "strict_success": (intended >= confidence).all(1) & realistic.all(1),
         "alignment": intended.min(1).values,
         "concealment": (intended / among).mean(1),
     }
