@@ -208,6 +208,13 @@ def test_factorized_estimate_takes_each_band_from_its_own_class():
     assert torch.allclose(eps, low + high, atol=1e-6)
     same = factorized_eps(model, bands, torch.tensor([[4, 4]]), 2.0, 10)(x, t)
     assert torch.allclose(same, guided(model, torch.tensor([4]), 2.0, 10)(x, t), atol=1e-5)
+    per_band = factorized_eps(model, bands, labels, (5.0, 1.5), 10)(x, t)
+    low = bands.components(guided(model, labels[:, 0], 5.0, 10)(x, t))[0]
+    high = bands.components(guided(model, labels[:, 1], 1.5, 10)(x, t))[1]
+    assert torch.allclose(per_band, low + high, atol=1e-6)
+    assert torch.allclose(factorized_eps(model, bands, labels, (2.0, 2.0), 10)(x, t), eps, atol=1e-6)
+    with pytest.raises(ValueError, match=r"scale: expected one guidance scale or 2 \(one per component\), got 3"):
+        factorized_eps(model, bands, labels, (1.0, 2.0, 3.0), 10)
 
 
 def test_composition_of_one_expert_is_guidance_and_of_two_adds_their_directions():
@@ -360,3 +367,17 @@ def test_view_baseline_counts_how_often_plain_samples_already_read_as_the_other_
     assert upright[1, 1] == 1.0 and upright[6, 1] == 0.0 and torch.allclose(upright.sum(1), torch.ones(10))
     with pytest.raises(ValueError, match=r"labels: expected samples of every class 0..9, none of \[2, 3, 4, 5, 6, 7, 8, 9\]"):
         view_baseline(images[:4], labels[:4], make_view("flip"), TopRowsReader())
+
+
+def test_rescale_keeps_block_averages_and_its_bilinear_form_is_smooth():
+    x = images(2)
+    half = make_view("rescale").view(x)
+    assert torch.allclose(half[..., ::2, ::2], torch.nn.functional.avg_pool2d(x, 2), atol=1e-6)
+    assert torch.equal(half[..., ::2, ::2], half[..., 1::2, 1::2])  # each average repeated over its 2 x 2 block
+    far = make_view("rescale", size=7, mode="bilinear")
+    seen = far.view(x)
+    assert seen.shape == x.shape and torch.allclose(seen.mean((2, 3)), x.mean((2, 3)), atol=0.05)
+    assert seen.diff(dim=-1).abs().mean() < half.diff(dim=-1).abs().mean() / 2  # no block edges
+    assert torch.allclose(far.view(seen), seen, atol=0.2) and torch.equal(far.inverse(x), seen)
+    with pytest.raises(ValueError, match="mode: expected 'nearest' or 'bilinear', got 'cubic'"):
+        make_view("rescale", mode="cubic")

@@ -190,19 +190,28 @@ class MotionBlurBands:
 
 
 def factorized_eps(
-    model: Model, decomposition, labels: torch.Tensor, scale: float = 2.0, null_label: int = DDPM_NULL_LABEL,
+    model: Model, decomposition, labels: torch.Tensor, scale: float | Sequence[float] = 2.0,
+    null_label: int = DDPM_NULL_LABEL,
 ) -> EpsFn:
     """``sum_k f_k(eps_k)``: component ``k`` of the noise estimate (``decomposition.components``) taken from
-    the guided estimate for class ``labels[:, k]``. ``labels``: ``(B, K)`` with ``K = len(decomposition)``."""
+    the guided estimate for class ``labels[:, k]``. ``labels``: ``(B, K)`` with ``K = len(decomposition)``;
+    ``scale``: one guidance scale for every component, or ``K`` of them (a hybrid's coarse digit may
+    need a stronger pull than its fine one)."""
     count = len(decomposition)
     labels = _class_grid(labels, count, "component")
-    eps_all = guided(model, labels.T.reshape(-1), scale, null_label)
+    scales = [float(s) for s in scale] if isinstance(scale, Sequence) else [float(scale)] * count
+    if len(scales) != count:
+        raise ValueError(f"scale: expected one guidance scale or {count} (one per component), got {len(scales)}")
+    if len(set(scales)) == 1:  # one batched call of the network for every component
+        eps_all = guided(model, labels.T.reshape(-1), scales[0], null_label)
 
-    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        parts = eps_all(x_t.repeat(count, 1, 1, 1), t.repeat(count)).chunk(count)
-        return sum(decomposition.components(part)[k] for k, part in enumerate(parts))
+        def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            parts = eps_all(x_t.repeat(count, 1, 1, 1), t.repeat(count)).chunk(count)
+            return sum(decomposition.components(part)[k] for k, part in enumerate(parts))
 
-    return eps_fn
+        return eps_fn
+    estimates = [guided(model, labels[:, k], s, null_label) for k, s in enumerate(scales)]
+    return lambda x_t, t: sum(decomposition.components(e(x_t, t))[k] for k, e in enumerate(estimates))
 
 
 def composed_eps(

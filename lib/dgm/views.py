@@ -319,16 +319,28 @@ class Blur(View):
 
 
 class Rescale(View):
-    """Half resolution and back (2x2 averages, repeated): a projection, so not even invertible."""
+    """Down to ``size`` x ``size`` pixels (area averages) and back up (``mode`` ``"nearest"``: each
+    average repeated; ``"bilinear"``: smooth, what a viewer far away sees of a hybrid image). A
+    projection, so not even invertible; the default is half resolution for a 28 x 28 image."""
 
     name = "rescale"
     orthogonal = False
 
+    def __init__(self, size: int = 14, mode: str = "nearest"):
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"mode: expected 'nearest' or 'bilinear', got {mode!r}")
+        self.size, self.mode = size, mode
+
     def view(self, x):
-        return F.interpolate(F.avg_pool2d(diffusion_images(x, "x"), 2), scale_factor=2, mode="nearest")
+        x = diffusion_images(x, "x")
+        small = F.interpolate(x, size=self.size, mode="area")
+        return F.interpolate(small, size=x.shape[-2:], mode=self.mode, **({"align_corners": False} if self.mode == "bilinear" else {}))
 
     def inverse(self, x):
         return self.view(x)
+
+    def __repr__(self):
+        return f"Rescale({self.size}, {self.mode!r})"
 
 
 class BilinearRotate(View):
