@@ -286,42 +286,6 @@ def test_inpainting_keeps_the_known_pixels_and_an_oracle_fills_the_rest():
     assert torch.allclose(result[..., 14:, :], target[..., 14:, :], atol=1e-3)
 
 
-def test_judge_scores_success_alignment_and_concealment():
-    class Reader(torch.nn.Module):
-        """A 'classifier' that reads the class off the mean of the top rows: upright 1, flipped 7."""
-
-        def __init__(self):
-            super().__init__()
-            self.unused = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x):
-            top = x[:, 0, :4].mean((1, 2))
-            logits = torch.full((len(x), 10), -10.0)
-            logits[:, 1] = 10 * top
-            logits[:, 7] = 10 * (1 - top)
-            return logits
-
-    image = -torch.ones(1, 1, 28, 28)
-    image[..., :4, :] = 1  # bright top rows: class 1 upright, class 7 upside down
-    verdict = judge(image, [make_view("identity"), make_view("flip")], torch.tensor([[1, 7]]), Reader())
-    assert verdict["probabilities"].shape == (1, 2, 10)
-    assert verdict["success"].tolist() == [True]
-    assert verdict["alignment"].item() > 0.99 and verdict["concealment"].item() > 0.99
-    wrong = judge(image, [make_view("identity"), make_view("flip")], torch.tensor([[7, 1]]), Reader())
-    assert wrong["success"].tolist() == [False] and wrong["alignment"].item() < 0.01
-    assert math.isclose(verdict["probabilities"][0, 0].sum().item(), 1.0, rel_tol=1e-6)
-    assert verdict["strict_success"].tolist() == [True] and wrong["strict_success"].tolist() == [False]
-    toss_up = image.clone()
-    toss_up[..., :4, :] = 0.04  # 0.52 on the classifier's [0, 1] scale: p(1) = 1 / (1 + e^-0.4) = 0.60 upright
-    close = judge(toss_up, [make_view("identity"), make_view("flip")], torch.tensor([[1, 7]]), Reader())
-    assert close["success"].tolist() == [True] and close["strict_success"].tolist() == [False]
-    assert close["alignment"].item() == pytest.approx(1 / (1 + math.exp(-0.4)), rel=1e-4)
-    lenient = judge(toss_up, [make_view("identity"), make_view("flip")], torch.tensor([[1, 7]]), Reader(), confidence=0.5)
-    assert lenient["strict_success"].tolist() == [True]
-    with pytest.raises(ValueError, match=r"confidence: expected a probability in \(0, 1\), got 1.5"):
-        judge(image, [make_view("identity")], torch.tensor([[1]]), Reader(), confidence=1.5)
-
-
 class TopRowsReader(torch.nn.Module):
     """A 'classifier' that reads class 1 when the top rows are bright, class 7 otherwise."""
 
@@ -334,6 +298,28 @@ class TopRowsReader(torch.nn.Module):
         logits = torch.full((len(x), 10), -10.0)
         logits[:, 1], logits[:, 7] = 10 * top, 10 * (1 - top)
         return logits
+
+
+def test_judge_scores_success_alignment_and_concealment():
+    image = -torch.ones(1, 1, 28, 28)
+    image[..., :4, :] = 1  # bright top rows: class 1 upright, class 7 upside down
+    verdict = judge(image, [make_view("identity"), make_view("flip")], torch.tensor([[1, 7]]), TopRowsReader())
+    assert verdict["probabilities"].shape == (1, 2, 10)
+    assert verdict["success"].tolist() == [True]
+    assert verdict["alignment"].item() > 0.99 and verdict["concealment"].item() > 0.99
+    wrong = judge(image, [make_view("identity"), make_view("flip")], torch.tensor([[7, 1]]), TopRowsReader())
+    assert wrong["success"].tolist() == [False] and wrong["alignment"].item() < 0.01
+    assert math.isclose(verdict["probabilities"][0, 0].sum().item(), 1.0, rel_tol=1e-6)
+    assert verdict["strict_success"].tolist() == [True] and wrong["strict_success"].tolist() == [False]
+    toss_up = image.clone()
+    toss_up[..., :4, :] = 0.04  # 0.52 on the classifier's [0, 1] scale: p(1) = 1 / (1 + e^-0.4) = 0.60 upright
+    close = judge(toss_up, [make_view("identity"), make_view("flip")], torch.tensor([[1, 7]]), TopRowsReader())
+    assert close["success"].tolist() == [True] and close["strict_success"].tolist() == [False]
+    assert close["alignment"].item() == pytest.approx(1 / (1 + math.exp(-0.4)), rel=1e-4)
+    lenient = judge(toss_up, [make_view("identity"), make_view("flip")], torch.tensor([[1, 7]]), TopRowsReader(), confidence=0.5)
+    assert lenient["strict_success"].tolist() == [True]
+    with pytest.raises(ValueError, match=r"confidence: expected a probability in \(0, 1\), got 1.5"):
+        judge(image, [make_view("identity")], torch.tensor([[1]]), TopRowsReader(), confidence=1.5)
 
 
 def test_judge_with_a_realism_check_fails_views_it_rejects_and_keeps_the_class_verdict_apart():
