@@ -105,13 +105,14 @@ def test_shipped_classifier_reaches_99_percent_on_mnist_test():
 
 
 def test_realism_check_passes_the_quantile_of_held_out_digits_and_rejects_what_is_far():
+    torch.manual_seed(0)
     model = classifier_recipe.build()  # untrained: the check's arithmetic does not need a good network
     generator = torch.Generator().manual_seed(0)
     reference, held_out = torch.rand(40, 1, 28, 28, generator=generator) * 0.2, torch.rand(200, 1, 28, 28, generator=generator) * 0.2
     check = metrics.RealismCheck(reference, held_out, model, quantile=0.9)
     assert check(held_out).float().mean().item() == pytest.approx(0.9, abs=0.01)
     assert check(reference).all(), "a reference image is at distance 0 from itself"
-    assert check.distance(reference).max().item() < 0.01 * check.threshold  # zero up to cdist's rounding
+    assert check.distance(reference).max().item() < 0.05 * check.threshold  # zero up to cdist's rounding (about 1%)
     assert not check(torch.ones(5, 1, 28, 28)).any(), "white squares are far from dim noise"
     assert metrics.RealismCheck(reference, held_out, model, quantile=1.0)(held_out).all()
     with pytest.raises(ValueError, match=r"quantile: expected a number in \(0, 1\], got 0"):
