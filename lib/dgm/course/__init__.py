@@ -16,5 +16,7 @@ This subpackage is the tooling behind the Makefile targets (``make course``,
   tests and the tracebacks they raise;
 - :mod:`dgm.course.validation` -- the student's check of a notebook before submitting;
 - :mod:`dgm.course.book`      -- the self-study site built from the executed solutions;
+- :mod:`dgm.course.mutants`   -- tests of the tests: realistic wrong answers run against
+  each exercise's test cells;
 - ``python -m dgm.course``    -- the command line (see ``--help``).
 """

@@ -1,0 +1,70 @@
+"""Realistic wrong answers to 07_ddpm's exercises (see dgm.course.mutants): each must fail a test."""
+
+MUTANTS = {
+    "linear_schedule": [
+        ("no rescaling for T", "scale = 1000 / T if rescale else 1.0", "scale = 1.0"),
+        ("rescale the other way", "scale = 1000 / T if rescale else 1.0", "scale = T / 1000 if rescale else 1.0"),
+        ("alpha_bar as a sum", "torch.cumprod(1 - betas, 0)", "1 - torch.cumsum(betas, 0)"),
+        ("alpha_bar is alpha", "torch.cumprod(1 - betas, 0)", "1 - betas"),
+        ("float32", "dtype=torch.float64", "dtype=torch.float32"),
+        ("arange, end left out", "torch.linspace(beta_start * scale, beta_end * scale, T, dtype=torch.float64)",
+         "torch.arange(T, dtype=torch.float64) * (beta_end - beta_start) * scale / T + beta_start * scale"),
+    ],
+    "q_sample": [
+        ("no square roots", "alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise", "alpha_bar * x0 + (1 - alpha_bar) * noise"),
+        ("noise weight sqrt(alpha_bar)", "(1 - alpha_bar).sqrt() * noise", "alpha_bar.sqrt() * noise"),
+        ("weights swapped", "alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise",
+         "(1 - alpha_bar).sqrt() * x0 + alpha_bar.sqrt() * noise"),
+        ("off by one step", "alpha_bars[t]", "alpha_bars[(t - 1).clamp(min=0)]"),
+        ("one step for the batch", "alpha_bars[t].to(x0.dtype).view(-1, 1, 1, 1)", "alpha_bars[t[0]].to(x0.dtype)"),
+        ("keeps float64", "alpha_bars[t].to(x0.dtype).view(-1, 1, 1, 1)", "alpha_bars[t].view(-1, 1, 1, 1)"),
+    ],
+    "posterior": [
+        ("alpha_bar_prev without the 1 at t = 0", "torch.cat([alpha_bars.new_ones(1), alpha_bars[:-1]])", "alpha_bars.roll(1)"),
+        ("x_t weight sqrt(alpha_bar)", "(1 - beta).sqrt() * (1 - alpha_bar_prev) * x_t",
+         "alpha_bar.sqrt() * (1 - alpha_bar_prev) * x_t"),
+        ("variance is beta", "variance = (1 - alpha_bar_prev) / (1 - alpha_bar) * beta", "variance = beta"),
+        ("x0 weight without the square root", "alpha_bar_prev.sqrt() * beta * x0", "alpha_bar_prev * beta * x0"),
+        ("variance not reshaped", "variance = (1 - alpha_bar_prev) / (1 - alpha_bar) * beta",
+         "variance = ((1 - alpha_bar_prev) / (1 - alpha_bar) * beta).expand_as(x0)"),
+    ],
+    "epsilon_loss": [
+        ("noise drawn before t", """    t = torch.randint(0, len(alpha_bars), (len(x0),), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)""", """    noise = torch.randn(x0.shape, generator=generator)
+    t = torch.randint(0, len(alpha_bars), (len(x0),), generator=generator)"""),
+        ("t from 1 to T", "torch.randint(0, len(alpha_bars),", "torch.randint(1, len(alpha_bars) + 1,"),
+        ("the loss predicts x0", "((model(x_t, t, labels) - noise) ** 2).mean()", "((model(x_t, t, labels) - x0) ** 2).mean()"),
+        ("sum, not mean", "((model(x_t, t, labels) - noise) ** 2).mean()", "((model(x_t, t, labels) - noise) ** 2).sum(dim=(1, 2, 3)).mean()"),
+        ("labels changed in place", "labels = torch.where(drop, torch.full_like(labels, null_label), labels)",
+         "labels[drop] = null_label"),
+        ("drops kept labels", "drop = torch.rand(len(x0), generator=generator) < p_uncond",
+         "drop = torch.rand(len(x0), generator=generator) > p_uncond"),
+    ],
+    "ddpm_step": [
+        ("no clamp", ").clamp(-1, 1)\n    steps", ")\n    steps"),
+        ("noise without the square root", "mean + variance.sqrt() * noise", "mean + variance * noise"),
+        ("x0_hat with alpha, not alpha_bar", "alpha_bar = alpha_bars[t].item()",
+         "alpha_bar = 1 - betas[t].item()"),
+        ("posterior one step early", "steps = torch.full((len(x_t),), t, dtype=torch.int64)",
+         "steps = torch.full((len(x_t),), max(t - 1, 0), dtype=torch.int64)"),
+        ("posterior of x_t, not x0_hat", "posterior(x0_hat, x_t, steps, betas, alpha_bars)",
+         "posterior(x_t, x_t, steps, betas, alpha_bars)"),
+    ],
+    "ddim_step": [
+        ("eps not recomputed after the clamp", "    eps = (x_t - math.sqrt(alpha_bar) * x0_hat) / math.sqrt(1 - alpha_bar)\n", ""),
+        ("t_prev = -1 wraps around", "alpha_bars[t_prev].item() if t_prev >= 0 else 1.0", "alpha_bars[t_prev].item()"),
+        ("sigma without eta", "sigma = eta * math.sqrt(", "sigma = math.sqrt("),
+        ("direction weight sqrt(1 - ab_prev)", "math.sqrt(max(1 - alpha_bar_prev - sigma**2, 0.0)) * eps",
+         "math.sqrt(1 - alpha_bar_prev) * eps"),
+        ("x0 weight ab_prev", "x_prev = math.sqrt(alpha_bar_prev) * x0_hat", "x_prev = alpha_bar_prev * x0_hat"),
+    ],
+    "guided_eps": [
+        ("weights swapped", "return eps_uncond + scale * (eps_cond - eps_uncond)", "return eps_cond + scale * (eps_uncond - eps_cond)"),
+        ("no unconditional base", "return eps_uncond + scale * (eps_cond - eps_uncond)", "return scale * eps_cond"),
+        ("mixes instead of extrapolating", "return eps_uncond + scale * (eps_cond - eps_uncond)",
+         "return (eps_cond + scale * eps_uncond) / (1 + scale)"),
+        ("null label 0", "torch.full_like(labels, null_label)", "torch.zeros_like(labels)"),
+        ("null labels written into the caller's tensor", "eps_uncond = model(x_t, t, torch.full_like(labels, null_label))",
+         "eps_uncond = model(x_t, t, labels.fill_(null_label))"),
+    ],
+}
