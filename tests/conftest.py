@@ -73,8 +73,11 @@ def no_mnist(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network disabled in this test")
 
+    from dgm import data
+
     monkeypatch.setenv("DGM_DATA", str(tmp_path))
     monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(data, "_FALLBACK_WARNED", [])  # a fresh process: the fallback has not warned yet
     return tmp_path
 
 

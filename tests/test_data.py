@@ -72,10 +72,13 @@ def test_offline_error_names_the_files_and_the_folder(no_mnist):
     assert not any(p.name.endswith(".part") for p in no_mnist.rglob("*")), "no partial download is left behind"
 
 
-def test_fallback_gives_28x28_digits_and_says_so_loudly(no_mnist, capsys):
-    with pytest.warns(UserWarning, match="MNIST IS NOT AVAILABLE"):
+def test_fallback_gives_28x28_digits_and_says_so_once(no_mnist, capsys):
+    with pytest.warns(UserWarning, match="MNIST IS NOT AVAILABLE") as caught:
         images, labels = data.mnist("test", fallback=True)
-    assert "MNIST IS NOT AVAILABLE" in capsys.readouterr().out
+        data.mnist("train", fallback=True)
+    assert len([w for w in caught if "MNIST" in str(w.message)]) == 1, "one warning per process, not one per split"
+    assert "MNIST" not in capsys.readouterr().out, "the warning is the one place it is said"
+    assert not data.mnist_available()
     assert images.shape == (1797, 1, 28, 28) and images.dtype == torch.float32
     assert 0.0 <= images.min() and images.max() <= 1.0
     assert labels.shape == (1797,) and set(labels.tolist()) == set(range(10))
@@ -93,6 +96,7 @@ def test_mnist_test_split_from_the_mirror():
     assert images.min() == 0.0 and images.max() == 1.0
     assert labels[:5].tolist() == [7, 2, 1, 0, 4]  # the well-known first test labels
     assert torch.bincount(labels).tolist()[:3] == [980, 1135, 1032]
+    assert data.mnist_available(download=False)
 
 
 def test_digits_shapes_and_range():
@@ -153,7 +157,6 @@ def test_subset_takes_the_same_rows_of_every_tensor():
 def test_binarized_mnist_is_binary_and_seeded(no_mnist):
     with pytest.warns(UserWarning):
         a, labels = data.binarized_mnist("test", seed=5, fallback=True)
-    with pytest.warns(UserWarning):
         b, _ = data.binarized_mnist("test", seed=5, fallback=True)
     assert set(a.unique().tolist()) <= {0.0, 1.0} and torch.equal(a, b)
     assert len(labels) == len(a)

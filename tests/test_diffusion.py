@@ -94,6 +94,15 @@ def test_rescaling_keeps_a_short_chain_noisy():
     assert unscaled.final_signal == pytest.approx(0.60296, rel=1e-4)
 
 
+def test_rescaling_refuses_a_chain_so_short_that_beta_reaches_1():
+    assert linear_schedule(21).betas[-1].item() == pytest.approx(0.02 * 1000 / 21)  # 0.952: still a variance
+    with pytest.raises(ValueError, match=r"rescaling by 1000 / T = 50.*got 0.005 and 1"):
+        linear_schedule(20)  # beta_end 0.02 * 50 = 1: the step would keep no signal
+    with pytest.raises(ValueError, match="larger T or rescale=False"):
+        linear_schedule(10)  # beta_end 2 is no variance at all
+    assert linear_schedule(10, rescale=False).T == 10
+
+
 def test_cosine_schedule_decreases_follows_its_formula_and_clips():
     schedule = cosine_schedule(1000)
     alpha_bars, betas = schedule.alpha_bars, schedule.betas

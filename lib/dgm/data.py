@@ -144,7 +144,9 @@ def fetch(name: str, folder: Path, sha256: str, mirrors: tuple[str, ...], downlo
     """Return ``folder/name`` verified by SHA-256, downloading it from ``mirrors`` if missing.
 
     A present file with the wrong checksum is an error (it is never silently replaced).
+    ``DGM_OFFLINE=1`` in the environment turns downloading off everywhere (to try the offline path).
     """
+    download = download and os.environ.get("DGM_OFFLINE") != "1"
     path = folder / name
     if path.exists():
         got = sha256_of(path)
@@ -212,6 +214,21 @@ def digits(size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.tensor(bunch.target, dtype=torch.int64)
 
 
+_FALLBACK_WARNED: list[bool] = []  # the fallback warns once per process, not once per split
+
+
+def mnist_available(download: bool = True) -> bool:
+    """Whether :func:`mnist` serves real MNIST here (fetching the files first when ``download``);
+    notebooks skip the comparisons that need MNIST when it does not."""
+    try:
+        for split in _MNIST_SPLITS.values():
+            for name in split:
+                fetch(name, data_dir() / "mnist", MNIST_FILES[name], MNIST_MIRRORS, download)
+    except MissingDataError:
+        return False
+    return True
+
+
 def mnist(
     split: str = "train", download: bool = True, fallback: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -219,7 +236,7 @@ def mnist(
 
     ``split`` is ``"train"`` (60,000) or ``"test"`` (10,000). With ``fallback=True``,
     a machine without the files or internet gets sklearn's digits at 28x28 instead
-    (1,797 images; the same for both splits), with a warning.
+    (1,797 images; the same for both splits), with one warning per process.
     """
     if split not in _MNIST_SPLITS:
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
@@ -229,12 +246,14 @@ def mnist(
     except MissingDataError as err:
         if not fallback:
             raise
-        message = (
-            "MNIST IS NOT AVAILABLE: using sklearn's 8x8 digits resized to 28x28 instead "
-            f"(1,797 images; results will differ from the reference numbers). Reason: {err}"
-        )
-        warnings.warn(message, stacklevel=2)
-        print("!" * 78 + "\n" + message + "\n" + "!" * 78)
+        if not _FALLBACK_WARNED:
+            warnings.warn(
+                "MNIST IS NOT AVAILABLE: every split is sklearn's 8x8 digits resized to 28x28 "
+                "(1,797 images; models trained on MNIST and numbers measured on it do not apply). "
+                f"Reason: {err}",
+                stacklevel=2,
+            )
+            _FALLBACK_WARNED.append(True)
         return digits(size=28)
     images = torch.from_numpy(read_idx(paths[0]).copy()).unsqueeze(1).float() / 255.0
     labels = torch.from_numpy(read_idx(paths[1]).astype(np.int64))

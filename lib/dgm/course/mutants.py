@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from dgm.course.notebooks import kernel_env, source_notebook, strip_hidden_tests
+from dgm.course.notebooks import LocalKernelManager, kernel_env, source_notebook, strip_hidden_tests
 
 Mutants = dict[str, list[tuple[str, str, str]]]
 HARD_CODED = "hard-codes the visible answers"
@@ -180,6 +180,7 @@ def run_mutants(assignment: str, mutants: Mutants, cell_timeout: int = 120) -> l
         # allow_errors: a failing cell must not make the kernel abort the requests that follow it
         # (with stop_on_error it does, and an aborted cell would look like a passing one).
         client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", interrupt_on_timeout=True,
+                                kernel_manager_class=LocalKernelManager,
                                 allow_errors=True, resources={"metadata": {"path": folder}})
         env = dict(kernel_env(fast=True), MPLBACKEND="agg")
 

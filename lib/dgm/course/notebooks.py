@@ -10,10 +10,13 @@ import copy
 import os
 import re
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_END = "### END HIDDEN TESTS"
@@ -102,6 +105,17 @@ def kernel_env(fast: bool) -> dict[str, str]:
     return dict(os.environ, DGM_FAST="1" if fast else "0", PYTHONUNBUFFERED="1", PATH=path)
 
 
+class LocalKernelManager(AsyncKernelManager):
+    """A kernel on this machine that talks over Unix sockets (ZeroMQ's ``ipc`` transport) instead of
+    TCP on localhost: no port is open to other users, and ipykernel has no reason to warn that TCP
+    runs unencrypted. The sockets are files ``<tmp>/dgm-kernel-<random>-<n>``, removed at shutdown."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.transport = "ipc"
+        self.ip = os.path.join(tempfile.gettempdir(), f"dgm-kernel-{uuid.uuid4().hex[:12]}")
+
+
 def execute_notebook(source: Path, target: Path, fast: bool = True, cell_timeout: int = 600) -> float:
     """Execute ``source`` headlessly into ``target`` and return the wall time in seconds.
 
@@ -114,9 +128,8 @@ def execute_notebook(source: Path, target: Path, fast: bool = True, cell_timeout
     nb = nbformat.read(source, as_version=4)
     target.parent.mkdir(parents=True, exist_ok=True)
     env = dict(kernel_env(fast), MPLBACKEND="module://matplotlib_inline.backend_inline")
-    client = NotebookClient(
-        nb, timeout=cell_timeout, kernel_name="python3", resources={"metadata": {"path": str(target.parent)}}
-    )
+    client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", kernel_manager_class=LocalKernelManager,
+                            resources={"metadata": {"path": str(target.parent)}})
     start = time.perf_counter()
     try:
         client.execute(env=env)
