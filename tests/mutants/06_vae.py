@@ -10,12 +10,16 @@ MUTANTS = {
          "    values, vectors = torch.linalg.eigh((x - mean).T @ (x - mean) / len(x))\n"
          "    return mean, vectors[:, :k].T, values[:k] / values.sum()"),
         ("smallest components", "vt[:k]", "vt[-k:]"),
+        ("components as columns", "return mean, vt[:k], variance[:k] / variance.sum()", "return mean, vt[:, :k].T, variance[:k] / variance.sum()"),
+        ("ratio of singular values", "variance[:k] / variance.sum()", "singular_values[:k] / singular_values.sum()"),
     ],
     "pca_reconstruct": [
         ("mean not added back", "return mean + codes @ components", "return codes @ components"),
         ("projection of uncentred data", "codes = (x - mean) @ components.T", "codes = x @ components.T"),
         ("codes, not the reconstruction", "return mean + codes @ components", "return codes"),
         ("mean added twice", "return mean + codes @ components", "return 2 * mean + codes @ components"),
+        ("centred on the batch's own mean", "codes = (x - mean) @ components.T", "codes = (x - x.mean(0)) @ components.T"),
+        ("mean subtracted again", "return mean + codes @ components", "return codes @ components - mean"),
     ],
     "denoising_loss": [
         ("target is the noisy image", "binary_cross_entropy_with_logits(logits, x, reduction=\"none\")",
@@ -24,6 +28,8 @@ MUTANTS = {
         ("no clamp", ").clamp(0, 1)\n    logits", ")\n    logits"),
         ("noise variance sigma", "noise_std * torch.randn", "noise_std**2 * torch.randn"),
         ("sigmoid twice", "logits = model(noisy)", "logits = torch.sigmoid(model(noisy))"),
+        ("clean input", "logits = model(noisy)", "logits = model(x)"),
+        ("squared error", "F.binary_cross_entropy_with_logits(logits, x, reduction=\"none\")", "((torch.sigmoid(logits) - x) ** 2)"),
     ],
     "reparameterize": [
         ("logvar as the standard deviation", "torch.exp(0.5 * logvar)", "logvar"),
@@ -31,6 +37,8 @@ MUTANTS = {
         ("not differentiable", "return mu + torch.exp(0.5 * logvar) * eps",
          "return (mu + torch.exp(0.5 * logvar) * eps).detach()"),
         ("ignores the generator", "eps = torch.randn(mu.shape, generator=generator).to(mu.device)", "eps = torch.randn(mu.shape).to(mu.device)"),
+        ("eps from rand", "eps = torch.randn(mu.shape, generator=generator).to(mu.device)", "eps = torch.rand(mu.shape, generator=generator).to(mu.device)"),
+        ("sigma added", "return mu + torch.exp(0.5 * logvar) * eps", "return mu + torch.exp(0.5 * logvar) + eps"),
     ],
     "kl_to_standard_normal": [
         ("sign of the log term", "- 1 - logvar).sum(1)", "- 1 + logvar).sum(1)"),
@@ -38,6 +46,8 @@ MUTANTS = {
         ("mean over latents", "- 1 - logvar).sum(1)", "- 1 - logvar).mean(1)"),
         ("summed over the batch", "- 1 - logvar).sum(1)", "- 1 - logvar).sum()"),
         ("standard deviation for the variance", "mu**2 + logvar.exp() - 1", "mu**2 + (0.5 * logvar).exp() - 1"),
+        ("mu not squared", "0.5 * (mu**2 + logvar.exp()", "0.5 * (mu.abs() + logvar.exp()"),
+        ("minus one forgotten", "logvar.exp() - 1 - logvar", "logvar.exp() - logvar"),
     ],
     "negative_elbo": [
         ("KL subtracted", "return reconstruction + kl_to_standard_normal(mu, logvar)",
@@ -46,6 +56,10 @@ MUTANTS = {
         ("BCE on probabilities", "F.binary_cross_entropy_with_logits(logits, x,",
          "F.binary_cross_entropy(torch.sigmoid(logits).clamp(1e-6, 1 - 1e-6), x,"),
         ("reconstruction only", "return reconstruction + kl_to_standard_normal(mu, logvar)", "return reconstruction"),
+        ("KL averaged over the batch", "return reconstruction + kl_to_standard_normal(mu, logvar)",
+         "return reconstruction + kl_to_standard_normal(mu, logvar).mean()"),
+        ("target and logits swapped", "F.binary_cross_entropy_with_logits(logits, x, reduction=\"none\")",
+         "F.binary_cross_entropy_with_logits(x, torch.sigmoid(logits), reduction=\"none\")"),
     ],
     "importance_weighted_bound": [
         ("no 1 / k", "torch.logsumexp(log_weights, dim=0) - math.log(k)", "torch.logsumexp(log_weights, dim=0)"),
@@ -53,6 +67,8 @@ MUTANTS = {
         ("unstable log of the mean", "torch.logsumexp(log_weights, dim=0) - math.log(k)", "log_weights.exp().mean(0).log()"),
         ("over the batch", "torch.logsumexp(log_weights, dim=0) - math.log(k)",
          "torch.logsumexp(log_weights, dim=1) - math.log(log_weights.shape[1])"),
+        ("log k added", "torch.logsumexp(log_weights, dim=0) - math.log(k)", "torch.logsumexp(log_weights, dim=0) + math.log(k)"),
+        ("max instead of logsumexp", "torch.logsumexp(log_weights, dim=0) - math.log(k)", "log_weights.max(0).values"),
     ],
     "quantize": [
         ("straight-through the wrong way", "z_e + (codebook[indices] - z_e).detach()", "codebook[indices] + (z_e - codebook[indices]).detach()"),
@@ -60,5 +76,7 @@ MUTANTS = {
         ("farthest code", "indices = distances.argmin(1)", "indices = distances.argmax(1)"),
         ("dot product for distance", "distances = (z_e[:, None, :] - codebook[None, :, :]).pow(2).sum(-1)",
          "distances = -(z_e @ codebook.T)"),
+        ("int32 indices", "indices = distances.argmin(1)", "indices = distances.argmin(1).int()"),
+        ("gradient stopped at z_e", "return indices, z_e + (codebook[indices] - z_e).detach()", "return indices, (z_e + (codebook[indices] - z_e)).detach()"),
     ],
 }

@@ -9,6 +9,9 @@ MUTANTS = {
         ("float32", "dtype=torch.float64", "dtype=torch.float32"),
         ("arange, end left out", "torch.linspace(beta_start * scale, beta_end * scale, T, dtype=torch.float64)",
          "torch.arange(T, dtype=torch.float64) * (beta_end - beta_start) * scale / T + beta_start * scale"),
+        ("cumsum of log", "torch.cumprod(1 - betas, 0)", "torch.exp(torch.cumsum(torch.log(1 - betas), 0)).float().double()"),
+        ("only the end rescaled", "betas = torch.linspace(beta_start * scale, beta_end * scale, T, dtype=torch.float64)",
+         "betas = torch.linspace(beta_start, beta_end * scale, T, dtype=torch.float64)"),
     ],
     "q_sample": [
         ("no square roots", "alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise", "alpha_bar * x0 + (1 - alpha_bar) * noise"),
@@ -18,6 +21,9 @@ MUTANTS = {
         ("off by one step", "alpha_bars[t]", "alpha_bars[(t - 1).clamp(min=0)]"),
         ("one step for the batch", "alpha_bars[t].to(x0.dtype).view(-1, 1, 1, 1)", "alpha_bars[t[0]].to(x0.dtype)"),
         ("keeps float64", "alpha_bars[t].to(x0.dtype).view(-1, 1, 1, 1)", "alpha_bars[t].view(-1, 1, 1, 1)"),
+        ("variance as the noise weight", "(1 - alpha_bar).sqrt() * noise", "(1 - alpha_bar) * noise"),
+        ("noise scaled by sqrt(alpha_bar) too", "return alpha_bar.sqrt() * x0 + (1 - alpha_bar).sqrt() * noise",
+         "return alpha_bar.sqrt() * (x0 + (1 - alpha_bar).sqrt() * noise)"),
     ],
     "posterior": [
         ("alpha_bar_prev without the 1 at t = 0", "torch.cat([alpha_bars.new_ones(1), alpha_bars[:-1]])", "alpha_bars.roll(1)"),
@@ -27,6 +33,8 @@ MUTANTS = {
         ("x0 weight without the square root", "alpha_bar_prev.sqrt() * beta * x0", "alpha_bar_prev * beta * x0"),
         ("variance not reshaped", "variance = (1 - alpha_bar_prev) / (1 - alpha_bar) * beta",
          "variance = ((1 - alpha_bar_prev) / (1 - alpha_bar) * beta).expand_as(x0)"),
+        ("beta_tilde with alpha_bar", "variance = (1 - alpha_bar_prev) / (1 - alpha_bar) * beta", "variance = (1 - alpha_bar) / (1 - alpha_bar_prev) * beta"),
+        ("x_t weight without the square root", "(1 - beta).sqrt() * (1 - alpha_bar_prev) * x_t", "(1 - beta) * (1 - alpha_bar_prev) * x_t"),
     ],
     "epsilon_loss": [
         ("noise drawn before t", """    t = torch.randint(0, len(alpha_bars), (len(x0),), generator=generator)
@@ -39,6 +47,8 @@ MUTANTS = {
          "labels[drop] = null_label"),
         ("drops kept labels", "drop = torch.rand(len(x0), generator=generator) < p_uncond",
          "drop = torch.rand(len(x0), generator=generator) > p_uncond"),
+        ("model given t + 1", "return ((model(x_t, t, labels) - noise) ** 2).mean()", "return ((model(x_t, t + 1, labels) - noise) ** 2).mean()"),
+        ("absolute error", "return ((model(x_t, t, labels) - noise) ** 2).mean()", "return (model(x_t, t, labels) - noise).abs().mean()"),
     ],
     "ddpm_step": [
         ("no clamp", ").clamp(-1, 1)\n    steps", ")\n    steps"),
@@ -49,6 +59,8 @@ MUTANTS = {
          "steps = torch.full((len(x_t),), max(t - 1, 0), dtype=torch.int64)"),
         ("posterior of x_t, not x0_hat", "posterior(x0_hat, x_t, steps, betas, alpha_bars)",
          "posterior(x_t, x_t, steps, betas, alpha_bars)"),
+        ("clamp to [0, 1]", "/ math.sqrt(alpha_bar)).clamp(-1, 1)\n    steps", "/ math.sqrt(alpha_bar)).clamp(0, 1)\n    steps"),
+        ("noise times the variance", "return mean + variance.sqrt() * noise, x0_hat", "return mean + variance * noise, x0_hat"),
     ],
     "ddim_step": [
         ("eps not recomputed after the clamp", "    eps = (x_t - math.sqrt(alpha_bar) * x0_hat) / math.sqrt(1 - alpha_bar)\n", ""),
@@ -57,6 +69,8 @@ MUTANTS = {
         ("direction weight sqrt(1 - ab_prev)", "math.sqrt(max(1 - alpha_bar_prev - sigma**2, 0.0)) * eps",
          "math.sqrt(1 - alpha_bar_prev) * eps"),
         ("x0 weight ab_prev", "x_prev = math.sqrt(alpha_bar_prev) * x0_hat", "x_prev = alpha_bar_prev * x0_hat"),
+        ("eta noise even without noise", "    if noise is not None:\n        x_prev = x_prev + sigma * noise\n", ""),
+        ("direction weight without sigma", "math.sqrt(max(1 - alpha_bar_prev - sigma**2, 0.0)) * eps", "math.sqrt(1 - alpha_bar_prev) * eps"),
     ],
     "guided_eps": [
         ("weights swapped", "return eps_uncond + scale * (eps_cond - eps_uncond)", "return eps_cond + scale * (eps_uncond - eps_cond)"),
@@ -66,5 +80,7 @@ MUTANTS = {
         ("null label 0", "torch.full_like(labels, null_label)", "torch.zeros_like(labels)"),
         ("null labels written into the caller's tensor", "eps_uncond = model(x_t, t, torch.full_like(labels, null_label))",
          "eps_uncond = model(x_t, t, labels.fill_(null_label))"),
+        ("scale on the unconditional", "return eps_uncond + scale * (eps_cond - eps_uncond)", "return scale * eps_uncond + (eps_cond - eps_uncond)"),
+        ("conditional called twice", "eps_uncond = model(x_t, t, torch.full_like(labels, null_label))", "eps_uncond = model(x_t, t, labels)"),
     ],
 }

@@ -10,6 +10,9 @@ MUTANTS = {
          "return torch.rot90(x, self.quarter_turns, dims=(-1, -2))"),
         ("a transpose for a quarter turn", "return torch.rot90(x, self.quarter_turns, dims=(-2, -1))",
          "return x.transpose(-2, -1) if self.quarter_turns % 2 else torch.rot90(x, self.quarter_turns, dims=(-2, -1))"),
+        ("upside down flips both axes", "        return x.flip(-2)\n        ### END SOLUTION\n\n    def inverse",
+         "        return x.flip(-2, -1)\n        ### END SOLUTION\n\n    def inverse"),
+        ("rot90 over the batch axes", "return torch.rot90(x, self.quarter_turns, dims=(-2, -1))", "return torch.rot90(x, self.quarter_turns, dims=(-1, -2))"),
     ],
     "permutations": [
         ("scatter, not gather", "return x.flatten(-2)[..., perm].view_as(x)",
@@ -20,6 +23,8 @@ MUTANTS = {
          "grid = torch.arange(size * size).view(n, piece, n, piece).permute(2, 0, 1, 3)"),
         ("order inverted", "shuffled = grid[order].view(n, n, piece, piece)",
          "shuffled = grid[torch.argsort(order)].view(n, n, piece, piece)"),
+        ("argsort of the argsort", "return torch.argsort(perm)", "return torch.argsort(torch.argsort(perm))"),
+        ("seeded global generator", "order = torch.randperm(n * n, generator=torch.Generator().manual_seed(seed))", "order = torch.randperm(n * n)"),
     ],
     "view_matrix": [
         ("not transposed", "return view(basis).reshape(size, size).T", "return view(basis).reshape(size, size)"),
@@ -29,6 +34,8 @@ MUTANTS = {
         ("orthogonal when A A^T is diagonal", "torch.allclose(matrix @ matrix.T, torch.eye(len(matrix), dtype=matrix.dtype), atol=atol)",
          "torch.allclose(matrix @ matrix.T, torch.diag(torch.diagonal(matrix @ matrix.T)), atol=atol)"),
         ("no tolerance", ", atol=atol))", ", atol=0.0))"),
+        ("orthogonal if A^T A = I up to 1e-2", "torch.eye(len(matrix), dtype=matrix.dtype), atol=atol)", "torch.eye(len(matrix), dtype=matrix.dtype), atol=1e-2)"),
+        ("view of the flattened basis", "return view(basis).reshape(size, size).T", "return view(basis.reshape(size, size)).T"),
     ],
     "anagram_eps": [
         ("view not undone", "estimates.append(view.inverse(eps_null + scale * (eps_y - eps_null)))",
@@ -39,12 +46,17 @@ MUTANTS = {
          "eps_y, eps_null = model(seen, t, labels[:, 0]), model(seen, t, null)"),
         ("model asked about x_t, not the view", "eps_y, eps_null = model(seen, t, labels[:, v]), model(seen, t, null)",
          "eps_y, eps_null = model(x_t, t, labels[:, v]), model(x_t, t, null)"),
+        ("no guidance (the conditional estimate only)", "estimates.append(view.inverse(eps_null + scale * (eps_y - eps_null)))",
+         "estimates.append(view.inverse(eps_y))"),
+        ("median of the views", "return torch.stack(estimates).mean(0)", "return torch.stack(estimates).median(0).values"),
     ],
     "hybrid_eps": [
         ("bands swapped", "return blur(eps_low) + eps_high - blur(eps_high)", "return blur(eps_high) + eps_low - blur(eps_low)"),
         ("high band is the whole estimate", "return blur(eps_low) + eps_high - blur(eps_high)", "return blur(eps_low) + eps_high"),
         ("average of the two", "return blur(eps_low) + eps_high - blur(eps_high)", "return (blur(eps_low) + eps_high) / 2"),
         ("high band blurred", "return blur(eps_low) + eps_high - blur(eps_high)", "return blur(eps_low) + blur(eps_high)"),
+        ("low band blurred twice", "return blur(eps_low) + eps_high - blur(eps_high)", "return blur(blur(eps_low)) + eps_high - blur(eps_high)"),
+        ("high band not subtracted", "return blur(eps_low) + eps_high - blur(eps_high)", "return blur(eps_low) + eps_high"),
     ],
     "merge_known": [
         ("mask the wrong way", "return known * known_part + (1 - known) * x_model", "return (1 - known) * known_part + known * x_model"),
@@ -55,5 +67,7 @@ MUTANTS = {
         ("t_prev = -1 wraps around", "    if t_prev < 0:\n        known_part = x0\n    else:\n"
          "        alpha_bar = alpha_bars[t_prev].item()\n        known_part",
          "    if False:\n        known_part = x0\n    else:\n        alpha_bar = alpha_bars[t_prev].item()\n        known_part"),
+        ("noise weight alpha_bar", "math.sqrt(alpha_bar) * x0 + math.sqrt(1 - alpha_bar) * noise", "math.sqrt(alpha_bar) * x0 + (1 - alpha_bar) * noise"),
+        ("known pixels from the model at the end", "    if t_prev < 0:\n        known_part = x0\n", "    if t_prev < 0:\n        known_part = x_model\n"),
     ],
 }
