@@ -28,6 +28,8 @@ The teaching modules, in lecture order:
 - :mod:`dgm.flow`           -- flow matching: straight paths, the velocity loss, Euler and Heun ODE samplers.
 - :mod:`dgm.views`          -- orthogonal views of images (and some that are not).
 - :mod:`dgm.illusions`      -- multi-view and factorized noise estimates, SDEdit, RePaint, the judge.
+- :mod:`dgm.captions`       -- captions for MNIST digits from measured attributes, a word tokenizer.
+- :mod:`dgm.clip`           -- a small CLIP: contrastive image-text embeddings, zero-shot, retrieval.
 
 And apart from both: :mod:`dgm.recipes` (how each zoo checkpoint is built, trained and
 evaluated) and :mod:`dgm.course` (the course pipeline behind the Makefile).

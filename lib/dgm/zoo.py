@@ -89,6 +89,12 @@ MODELS: dict[str, ZooModel] = {
             "latent diffusion of MNIST: KL autoencoder (28x28 -> 4x7x7) + class-conditional DiT (adaLN-Zero) "
             "trained by flow matching",
         ),
+        ZooModel(
+            "clip-mnist",
+            "dgm.recipes.clip:build",
+            "dgm.recipes.clip:train",
+            "a small CLIP for captioned MNIST digits: CNN image encoder, transformer text encoder, learned temperature",
+        ),
     ]
 }
 

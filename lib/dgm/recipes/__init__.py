@@ -11,5 +11,6 @@ card). One module per zoo model, each with ``build() -> nn.Module`` and
 - :mod:`dgm.recipes.cgan`       -- the class-conditional DCGAN;
 - :mod:`dgm.recipes.ddpm`       -- the class-conditional DDPM, and guided samples of its digits;
 - :mod:`dgm.recipes.ldm`        -- latent diffusion: the autoencoder and the flow-matching DiT;
+- :mod:`dgm.recipes.clip`       -- a small CLIP of captioned MNIST digits;
 - :mod:`dgm.recipes.binarized`  -- the training loop shared by the two likelihood models.
 """
