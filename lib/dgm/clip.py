@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from dgm.checks import describe
 
 __all__ = ["ImageEncoder", "TextEncoder", "CLIP", "similarity_logits", "clip_loss", "class_embeddings",
-           "digit_prompts", "zero_shot_classify", "recall_at_k", "DIGIT_PROMPTS"]
+           "digit_prompts", "embed_images", "embed_texts", "zero_shot_classify", "recall_at_k", "DIGIT_PROMPTS"]
 
 DIGIT_PROMPTS = ("a {word}", "a {numeral}", "the digit {word}", "a handwritten {numeral}", "a picture of a {word}")
 """Prompt templates for zero-shot digit classification: ``word`` is "seven", ``numeral`` is "7"."""
@@ -127,12 +127,24 @@ def digit_prompts(templates: tuple[str, ...] = DIGIT_PROMPTS) -> list[list[str]]
 
 
 @torch.no_grad()
+def embed_images(model: CLIP, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Unit image embeddings ``(N, E)`` of ``images`` ``(N, 1, 28, 28)`` in [0, 1], on the CPU, in batches."""
+    device = next(model.parameters()).device
+    return torch.cat([model.encode_image(chunk.to(device)).cpu() for chunk in images.split(batch_size)])
+
+
+@torch.no_grad()
+def embed_texts(model: CLIP, tokenizer, captions: list[str], batch_size: int = 1000) -> torch.Tensor:
+    """Unit text embeddings ``(N, E)`` of ``captions`` (tokenized to the model's length), on the CPU, in batches."""
+    device = next(model.parameters()).device
+    tokens = tokenizer.encode(captions, length=len(model.text_encoder.positions))
+    return torch.cat([model.encode_text(chunk.to(device)).cpu() for chunk in tokens.split(batch_size)])
+
+
 def zero_shot_classify(model: CLIP, images: torch.Tensor, classes: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """The class ``(N,)`` of each image: the row of ``classes`` ``(K, E)`` (unit vectors, e.g. from
     :func:`class_embeddings`) most similar to the image's embedding."""
-    device = next(model.parameters()).device
-    scores = [model.encode_image(chunk.to(device)) @ classes.to(device).T for chunk in images.split(batch_size)]
-    return torch.cat(scores).argmax(1).cpu()
+    return (embed_images(model, images, batch_size) @ classes.cpu().T).argmax(1)
 
 
 def recall_at_k(similarity: torch.Tensor, k: int, targets: torch.Tensor | None = None) -> float:

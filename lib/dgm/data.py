@@ -221,12 +221,16 @@ def mnist_available(download: bool = True) -> bool:
     """Whether :func:`mnist` serves real MNIST here (fetching the files first when ``download``);
     notebooks skip the comparisons that need MNIST when it does not."""
     try:
-        for split in _MNIST_SPLITS.values():
-            for name in split:
-                fetch(name, data_dir() / "mnist", MNIST_FILES[name], MNIST_MIRRORS, download)
+        for split in _MNIST_SPLITS:
+            _mnist_paths(split, download)
     except MissingDataError:
         return False
     return True
+
+
+def _mnist_paths(split: str, download: bool) -> list:
+    """The images and labels files of ``split`` (fetched when ``download``); :class:`MissingDataError` if absent."""
+    return [fetch(name, data_dir() / "mnist", MNIST_FILES[name], MNIST_MIRRORS, download) for name in _MNIST_SPLITS[split]]
 
 
 def mnist(
@@ -240,9 +244,8 @@ def mnist(
     """
     if split not in _MNIST_SPLITS:
         raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
-    folder = data_dir() / "mnist"
     try:
-        paths = [fetch(name, folder, MNIST_FILES[name], MNIST_MIRRORS, download) for name in _MNIST_SPLITS[split]]
+        paths = _mnist_paths(split, download)
     except MissingDataError as err:
         if not fallback:
             raise

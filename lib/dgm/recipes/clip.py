@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from dgm.captions import Tokenizer, captioned_mnist
-from dgm.clip import CLIP, class_embeddings, clip_loss, digit_prompts, recall_at_k, zero_shot_classify
+from dgm.clip import (CLIP, class_embeddings, clip_loss, digit_prompts, embed_images, embed_texts, recall_at_k,
+                      zero_shot_classify)
 from dgm.train import batches, fit
 
 CONFIG = {"embed_dim": 64, "width": 64, "length": 16}
@@ -16,21 +17,6 @@ SECONDS = 600.0  # the issue's budget: 10 CPU-minutes
 def build() -> CLIP:
     """An untrained CLIP over the captions' vocabulary (the zoo loads the trained weights into it)."""
     return CLIP(len(Tokenizer()), **CONFIG)
-
-
-@torch.no_grad()
-def embed_images(model: CLIP, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Unit image embeddings ``(N, E)`` on the CPU, in batches."""
-    device = next(model.parameters()).device
-    return torch.cat([model.encode_image(chunk.to(device)).cpu() for chunk in images.split(batch_size)])
-
-
-@torch.no_grad()
-def embed_texts(model: CLIP, captions: list[str], batch_size: int = 1000) -> torch.Tensor:
-    """Unit text embeddings ``(N, E)`` on the CPU, in batches."""
-    device = next(model.parameters()).device
-    tokens = Tokenizer().encode(captions, length=CONFIG["length"])
-    return torch.cat([model.encode_text(chunk.to(device)).cpu() for chunk in tokens.split(batch_size)])
 
 
 def linear_probe_accuracy(model: CLIP, train_images, train_labels, test_images, test_labels) -> float:
@@ -50,7 +36,7 @@ def evaluate(model: CLIP, gallery: int = 1000) -> dict:
     classes = class_embeddings(model, Tokenizer(), digit_prompts())
     zero_shot = (zero_shot_classify(model, test.images, classes) == test.labels).float().mean().item()
     probe = linear_probe_accuracy(model, train.images[:10000], train.labels[:10000], test.images, test.labels)
-    similarity = embed_texts(model, test.captions[:gallery]) @ embed_images(model, test.images[:gallery]).T
+    similarity = embed_texts(model, Tokenizer(), test.captions[:gallery]) @ embed_images(model, test.images[:gallery]).T
     described = torch.cat([test.labels[:gallery, None], test.attributes[:gallery]], 1)
     same = (described[:, None, :] == described[None, :, :]).all(-1)  # (queries, gallery): images the caption fits
     top10 = similarity.topk(10, dim=1).indices
