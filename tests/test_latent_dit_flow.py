@@ -234,3 +234,50 @@ def test_latent_samplers_do_not_clip_latents_to_the_pixel_range():
     for objective in ("epsilon", "flow"):
         z = sample_latents(NoNoise(), labels, scale=1.0, steps=4, objective=objective)
         assert z.shape == (4, 4, 7, 7) and z.abs().max() > 1.5, objective
+
+
+def test_text_vectors_are_dropped_whole_to_the_zero_vector():
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, t, y):
+            seen.append(y)
+            return torch.zeros_like(x)
+
+    text = torch.ones(4000, 3)
+    flow_matching_loss(Spy(), torch.zeros(4000, 1, 1, 1), text, 0, p_uncond=0.25, null_label=0)
+    dropped = (seen[0] == 0).all(1)
+    assert dropped.float().mean().item() == pytest.approx(0.25, abs=0.03)
+    assert ((seen[0] == 0).any(1) == dropped).all(), "a vector is kept or dropped whole"
+
+
+def test_a_text_dit_gives_the_zero_vector_its_own_learned_embedding():
+    torch.manual_seed(0)
+    model = DiT(depth=1, dim=32, text_dim=8)
+    assert not hasattr(model, "label_embedding")
+    t = torch.rand(3)
+    with torch.no_grad():
+        model.null_text.add_(1.0)
+        prompts = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+        empty = torch.zeros(3, 8)
+        assert torch.equal(model.condition(t, None), model.condition(t, empty)), "None means the empty prompt for every image"
+        mixed = model.condition(t, torch.stack([prompts[0], empty[1], prompts[2]]))
+        assert torch.allclose(mixed[1], model.condition(t, empty)[1]) and torch.allclose(mixed[0], model.condition(t, prompts)[0])
+        time_only = model.time_mlp(__import__("dgm.unet", fromlist=["x"]).sinusoidal_embedding(t * model.time_scale, 32))
+        assert torch.allclose(model.condition(t, empty) - time_only, model.null_text.expand(3, -1), atol=1e-6)
+    assert model(torch.randn(3, 4, 7, 7), t, prompts).shape == (3, 4, 7, 7)
+    with pytest.raises(ValueError, match="text embeddings"):
+        model(torch.randn(3, 4, 7, 7), t, torch.tensor([1, 2, 3]))
+
+
+def test_guidance_mixes_a_text_prompt_with_the_zero_vector():
+    from dgm.diffusion import guided
+
+    def model(x, t, y):
+        return torch.ones_like(x) * y.sum(1).view(-1, 1, 1, 1)
+
+    text = torch.tensor([[1.0, 2.0], [0.5, 0.5]])
+    eps = guided(model, text, 3.0, 0)(torch.zeros(2, 1, 2, 2), torch.zeros(2))
+    assert torch.allclose(eps[:, 0, 0, 0], torch.tensor([9.0, 3.0])), "0 + 3 * (sum - 0)"
+    with pytest.raises(ValueError, match="one per image"):
+        guided(model, text, 3.0, 0)(torch.zeros(3, 1, 2, 2), torch.zeros(3))

@@ -30,6 +30,7 @@ The teaching modules, in lecture order:
 - :mod:`dgm.illusions`      -- multi-view and factorized noise estimates, SDEdit, RePaint, the judge.
 - :mod:`dgm.captions`       -- captions for MNIST digits from measured attributes, a word tokenizer.
 - :mod:`dgm.clip`           -- a small CLIP: contrastive image-text embeddings, zero-shot, retrieval.
+- :mod:`dgm.clip_edit`      -- CLIP-guided editing: gradient steps on CLIP's score through a generator or the pixels.
 
 And apart from both: :mod:`dgm.recipes` (how each zoo checkpoint is built, trained and
 evaluated) and :mod:`dgm.course` (the course pipeline behind the Makefile).

@@ -360,11 +360,14 @@ def guided(
     model(x_t, t, labels)`` and ``eps_uncond = model(x_t, t, null labels)``, both from one batched
     call of ``2 B`` images. ``scale == 1`` calls only the conditional model (exactly its output),
     ``scale == 0`` only the unconditional one. ``labels``: int64 ``(B,)``, one per image of
-    ``x_t``; ``labels=None`` means an unconditional model: ``eps_fn = model(x_t, t, None)``.
+    ``x_t``, or float condition vectors ``(B, E)`` (a text DiT's prompt embeddings; the null is
+    then a vector full of ``null_label``, 0 for :class:`dgm.dit.DiT`); ``labels=None`` means an
+    unconditional model: ``eps_fn = model(x_t, t, None)``.
     """
     if labels is None:
         return lambda x_t, t: _check_eps(model(x_t, t, None), x_t, "model")
-    labels = class_labels(labels)
+    vectors = torch.is_tensor(labels) and labels.is_floating_point() and labels.ndim == 2
+    labels = labels if vectors else class_labels(labels)
     scale = float(scale)
     if scale != 1.0 and not _is_int(null_label):
         raise ValueError(
@@ -372,7 +375,9 @@ def guided(
         )
 
     def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        cond = class_labels(labels, len(x_t)).to(x_t.device)
+        if len(labels) != len(x_t):
+            raise ValueError(f"labels: expected one per image of x_t ({len(x_t)}), got {describe(labels)}")
+        cond = labels.to(x_t.device)
         if scale == 1.0:
             return _check_eps(model(x_t, t, cond), x_t, "model")
         uncond = torch.full_like(cond, null_label)

@@ -7,8 +7,8 @@ it came from, and transformer blocks let every token attend to every other. :fun
 puts the output tokens back in place. A 4x7x7 latent with ``p = 1`` is 49 tokens; 28x28 pixels
 would be 784, and attention costs grow with the square of the count.
 
-The time ``t`` and the class ``y`` do not enter as tokens. Their embeddings, summed to one vector
-``c``, *modulate* every block (adaptive layer norm): a layer norm without its own scale and shift,
+The time ``t`` and the class ``y`` (or, with ``text_dim``, a caption's text embedding) do not enter
+as tokens. Their embeddings, summed to one vector ``c``, *modulate* every block (adaptive layer norm): a layer norm without its own scale and shift,
 then ``h * (1 + scale(c)) + shift(c)`` (:func:`modulate`), and each residual branch is multiplied
 by a ``gate(c)`` before it is added. The linear layer that makes shift, scale and gate from ``c``
 starts at zero (**adaLN-Zero**): every gate is 0, so every block starts as the identity and the
@@ -88,22 +88,26 @@ class AdaLNZeroBlock(nn.Module):
 
 
 class DiT(nn.Module):
-    """A class-conditional diffusion transformer: ``model(x, t, y)`` -> a prediction shaped like ``x``.
+    """A conditional diffusion transformer: ``model(x, t, y)`` -> a prediction shaped like ``x``.
 
     Arguments: ``channels``, ``size`` (the input is ``(B, channels, size, size)``), ``patch`` (its
     tokens are ``patch x patch`` patches), ``dim`` (token width), ``depth`` (blocks), ``heads``,
     ``num_classes`` (labels ``0 .. num_classes - 1``; ``num_classes`` is the null class of
     classifier-free guidance), ``time_scale``: the time enters the sinusoidal embedding as
     ``t * time_scale`` (1000 for flow matching's ``t`` in [0, 1]; 1 for integer DDPM steps).
+    ``text_dim``: condition on text instead of classes. ``y`` is then a float ``(B, text_dim)`` of
+    text embeddings (e.g. :meth:`dgm.clip.CLIP.encode_text`'s unit vectors), mapped to ``dim`` by a
+    linear layer; a row of zeros is the empty prompt, which gets a learned null embedding of its own
+    (classifier-free guidance's unconditional model; a unit vector is never zero).
 
     ``forward(x, t, y)``: ``x`` ``(B, channels, size, size)``, ``t`` ``(B,)``, ``y`` ``(B,)`` int64
-    or None (all null) -> ``(B, channels, size, size)``. The output layer is zero at start (with
+    (``(B, text_dim)`` float with ``text_dim``) or None (all null) -> ``(B, channels, size, size)``. The output layer is zero at start (with
     adaLN-Zero), so an untrained DiT predicts 0 everywhere.
     """
 
     def __init__(
         self, channels: int = 4, size: int = 7, patch: int = 1, dim: int = 64, depth: int = 6, heads: int = 4,
-        num_classes: int = 10, time_scale: float = 1000.0,
+        num_classes: int = 10, time_scale: float = 1000.0, text_dim: int | None = None,
     ):
         super().__init__()
         for name, value in (("channels", channels), ("size", size), ("patch", patch), ("dim", dim), ("depth", depth),
@@ -118,7 +122,13 @@ class DiT(nn.Module):
         self.position = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
         self.time_dim = dim
         self.time_mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
-        self.label_embedding = nn.Embedding(num_classes + 1, dim)
+        self.text_dim = text_dim
+        if text_dim is None:
+            self.label_embedding = nn.Embedding(num_classes + 1, dim)
+        else:
+            positive_int(text_dim, "text_dim")
+            self.text_projection = nn.Linear(text_dim, dim)
+            self.null_text = nn.Parameter(torch.zeros(dim))
         self.blocks = nn.ModuleList(AdaLNZeroBlock(dim, heads) for _ in range(depth))
         self.final_norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
@@ -128,10 +138,18 @@ class DiT(nn.Module):
             nn.init.zeros_(layer.bias)
 
     def condition(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """The conditioning vector ``c`` ``(B, dim)``: time embedding plus label embedding."""
+        """The conditioning vector ``c`` ``(B, dim)``: time embedding plus label (or text) embedding."""
+        time = self.time_mlp(sinusoidal_embedding(t * self.time_scale, self.time_dim))
+        if self.text_dim is not None:
+            if y is None:
+                y = torch.zeros(len(t), self.text_dim, device=t.device)
+            if not torch.is_tensor(y) or y.shape != (len(t), self.text_dim) or not y.is_floating_point():
+                raise ValueError(f"y: expected text embeddings, float ({len(t)}, {self.text_dim}), got {describe(y)}")
+            empty = (y == 0).all(1, keepdim=True)
+            return time + torch.where(empty, self.null_text, self.text_projection(y.to(time.dtype)))
         if y is None:
             y = torch.full((len(t),), self.num_classes, dtype=torch.long, device=t.device)
-        return self.time_mlp(sinusoidal_embedding(t * self.time_scale, self.time_dim)) + self.label_embedding(y)
+        return time + self.label_embedding(y)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if not torch.is_tensor(x) or x.shape[1:] != (self.channels, self.size, self.size):

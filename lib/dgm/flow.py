@@ -74,7 +74,8 @@ def flow_matching_loss(
     """The flow-matching loss of a batch ``x0`` ``(B, ...)``: ``mean |v_theta(x_t, t, y) - (eps - x0)|^2``.
 
     ``t`` from :func:`sample_times` (``times``), ``eps ~ N(0, I)``, both from ``generator`` (on the
-    CPU, then moved). With ``labels`` ``(B,)``, each is replaced by ``null_label`` with probability
+    CPU, then moved). With ``labels`` ``(B,)`` (or condition vectors ``(B, E)``, e.g. text
+    embeddings), each is replaced by ``null_label`` (a vector full of it) with probability
     ``p_uncond`` (classifier-free guidance trains the unconditional model in the same network).
     ``model(x_t, t, y)`` gets ``t`` as floats in (0, 1). Returns a scalar.
     """
@@ -85,6 +86,7 @@ def flow_matching_loss(
         if null_label is None:
             raise ValueError("null_label: needed when p_uncond > 0")
         drop = torch.rand(len(labels), generator=generator).to(labels.device) < p_uncond
+        drop = drop.reshape(-1, *[1] * (labels.ndim - 1))  # condition vectors (B, E) are dropped whole
         labels = torch.where(drop, torch.full_like(labels, null_label), labels)
     prediction = model(interpolate(x0, noise, t), t, labels)
     return ((prediction - (noise - x0)) ** 2).mean()

@@ -95,6 +95,13 @@ MODELS: dict[str, ZooModel] = {
             "dgm.recipes.clip:train",
             "a small CLIP for captioned MNIST digits: CNN image encoder, transformer text encoder, learned temperature",
         ),
+        ZooModel(
+            "text-dit-mnist",
+            "dgm.recipes.text2image:build",
+            "dgm.recipes.text2image:train",
+            "text-to-image of MNIST digits: a DiT on ldm-dit-mnist's latents conditioned on clip-mnist's text "
+            "embeddings, flow matching, classifier-free guidance on text",
+        ),
     ]
 }
 

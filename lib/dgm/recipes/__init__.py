@@ -12,5 +12,6 @@ card). One module per zoo model, each with ``build() -> nn.Module`` and
 - :mod:`dgm.recipes.ddpm`       -- the class-conditional DDPM, and guided samples of its digits;
 - :mod:`dgm.recipes.ldm`        -- latent diffusion: the autoencoder and the flow-matching DiT;
 - :mod:`dgm.recipes.clip`       -- a small CLIP of captioned MNIST digits;
+- :mod:`dgm.recipes.text2image` -- text-to-image: a DiT on the latents conditioned on CLIP's text embeddings;
 - :mod:`dgm.recipes.binarized`  -- the training loop shared by the two likelihood models.
 """

@@ -98,9 +98,10 @@ def fit_denoiser(
 @torch.no_grad()
 def sample_latents(
     denoiser: torch.nn.Module, labels: torch.Tensor, scale: float = 1.5, steps: int = SAMPLING_STEPS, seed: Seed = 0,
-    objective: str = "flow", solver: str = SOLVER, batch_size: int = 500,
+    objective: str = "flow", solver: str = SOLVER, batch_size: int = 500, null_label: int = NULL_LABEL,
 ) -> torch.Tensor:
-    """Guided scaled latents ``(N, 4, 7, 7)`` of the digit ``labels`` ``(N,)``, on the CPU.
+    """Guided scaled latents ``(N, 4, 7, 7)`` of the digit ``labels`` ``(N,)`` (or of the prompts whose
+    text embeddings are ``labels`` ``(N, E)``, with ``null_label=0``), on the CPU.
 
     Flow: ``solver`` ``"euler"`` or ``"heun"`` over ``steps`` steps of the ODE from t = 1 to 0;
     epsilon: DPM-Solver++(2M) over ``steps`` steps.
@@ -111,7 +112,7 @@ def sample_latents(
     parts = []
     with evaluating(denoiser):
         for part in labels.split(batch_size):
-            velocity = guided(denoiser, part.to(device), scale, NULL_LABEL)
+            velocity = guided(denoiser, part.to(device), scale, null_label)
             if objective == "epsilon":
                 z = dpm_solver_sample(velocity, linear_schedule(DDPM_T).to(device), (len(part), *shape), steps=steps,
                                       generator=generator, device=device, clip=False)  # latents are not in [-1, 1]
