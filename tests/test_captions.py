@@ -88,11 +88,15 @@ def test_captions_name_the_digit_and_only_attributes_the_image_has():
 def test_tokenizer_round_trip_pads_and_cuts():
     tokenizer = Tokenizer()
     train, held_out = training_and_held_out(200)
-    texts = [text for _, _, text in train + held_out]
+    texts = [text for _, _, text in train]
     tokens = tokenizer.encode(texts, length=16)
-    assert tokens.shape == (400, 16) and tokens.dtype == torch.int64
-    assert (tokens != Tokenizer.UNKNOWN).all(), "every caption word is in the vocabulary"
+    assert tokens.shape == (200, 16) and tokens.dtype == torch.int64
+    assert (tokens != Tokenizer.UNKNOWN).all(), "every training caption word is in the vocabulary"
     assert tokenizer.decode(tokens) == texts
+    new_words = {w for t in captions.HELD_OUT_TEMPLATES for w in t.split()} - {w for t in captions.TRAIN_TEMPLATES for w in t.split()}
+    for _, _, text in held_out:
+        decoded = tokenizer.decode(tokenizer.encode(text, length=16))[0].split()
+        assert decoded == [("<unknown>" if w in new_words else w) for w in text.split()], "only the held-out templates' own words are unknown"
     assert tokenizer.encode("a 7")[0].tolist()[:4] == [tokenizer.ids["a"], tokenizer.ids["7"], Tokenizer.END, Tokenizer.PAD]
     cut = tokenizer.encode("a " * 30, length=8)[0]
     assert cut[-1] == Tokenizer.END and (cut[:-1] == tokenizer.ids["a"]).all()
@@ -110,3 +114,20 @@ def test_captioned_mnist_thirds_and_splits():
     assert captions.captioned_mnist("test").captions == test.captions, "the held-out split is fixed"
     with pytest.raises(ValueError, match="split"):
         captions.captioned_mnist("validation")
+
+
+def test_insert_unknown_keeps_the_words_in_order_and_the_end_last():
+    tokenizer = Tokenizer()
+    tokens = tokenizer.encode(["a thick 7 leaning right", "the digit two", "a " * 20], length=16)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        noisy = captions.insert_unknown(tokens, generator, p=1.0, most=3)
+        assert noisy.shape == tokens.shape and (noisy[:, -1] != Tokenizer.UNKNOWN).all()
+        for before, after in zip(tokens.tolist(), noisy.tolist()):
+            words = before[: before.index(Tokenizer.END)]
+            kept = [i for i in after[: after.index(Tokenizer.END)] if i != Tokenizer.UNKNOWN]
+            added = after[: after.index(Tokenizer.END)].count(Tokenizer.UNKNOWN)
+            assert kept == words[: len(kept)] and 1 <= added <= 3, "words keep their order; 1 to 3 unknown ids"
+            assert len(kept) == len(words) or after.index(Tokenizer.END) == 15, "words are lost only when the caption is full"
+    untouched = captions.insert_unknown(tokens, generator, p=0.0)
+    assert torch.equal(untouched, tokens)

@@ -33,7 +33,7 @@ from dgm.checks import describe
 
 __all__ = [
     "ATTRIBUTES", "LEVELS", "HELD_OUT_COMBINATION", "TRAIN_TEMPLATES", "HELD_OUT_TEMPLATES", "DIGIT_WORDS",
-    "measure", "AttributeScale", "caption", "Captioned", "captioned_mnist", "Tokenizer",
+    "measure", "AttributeScale", "caption", "Captioned", "captioned_mnist", "Tokenizer", "insert_unknown",
 ]
 
 ATTRIBUTES = ("thickness", "slant", "width")
@@ -171,19 +171,21 @@ def captioned_mnist(split: str = "train", seed: int = 0, fallback: bool = False)
 
 
 class Tokenizer:
-    """Words to integer ids, over the fixed vocabulary of every word the captions can use.
+    """Words to integer ids, over the vocabulary of the training captions.
 
-    Id 0 pads, 1 ends a caption, 2 stands for a word outside the vocabulary. :meth:`encode` gives
-    ``(N, length)`` int64: the words' ids, then the end id, then padding (longer captions are cut,
-    keeping the end id).
+    Id 0 pads, 1 ends a caption, 2 stands for a word outside the vocabulary: the words only the
+    held-out templates use ("someone", "wrote", "picture", "of") are unknown, as any word a model
+    never saw in training is (:func:`insert_unknown` teaches a text encoder to read around them).
+    :meth:`encode` gives ``(N, length)`` int64: the words' ids, then the end id, then padding
+    (longer captions are cut, keeping the end id).
     """
 
     PAD, END, UNKNOWN = 0, 1, 2
 
     def __init__(self, words: list[str] | None = None):
         if words is None:
-            pieces = [*TRAIN_TEMPLATES, *HELD_OUT_TEMPLATES, *(w for pair in DIGIT_WORDS for w in pair),
-                      *(w for synonyms in SYNONYMS.values() for w in synonyms), "digit"]
+            pieces = [*TRAIN_TEMPLATES, *(w for pair in DIGIT_WORDS for w in pair),
+                      *(w for synonyms in SYNONYMS.values() for w in synonyms)]
             words = sorted({word for piece in pieces for word in piece.split() if not word.startswith("{")})
         self.words = ["<pad>", "<end>", "<unknown>", *words]
         self.ids = {word: i for i, word in enumerate(self.words)}
@@ -211,3 +213,21 @@ class Tokenizer:
                 words.append(self.words[i])
             texts.append(" ".join(words))
         return texts
+
+
+def insert_unknown(tokens: torch.Tensor, generator: torch.Generator, p: float = 0.5, most: int = 3) -> torch.Tensor:
+    """Training augmentation: each caption of ``tokens`` ``(N, L)`` (from :meth:`Tokenizer.encode`) gets,
+    with probability ``p``, 1 to ``most`` unknown ids inserted at random places among its words; the
+    words keep their order, the end id stays last and a caption that grows past ``L`` loses its last
+    words. Draws come from ``generator`` (on the CPU). Returns a new ``(N, L)`` tensor."""
+    out = tokens.clone()
+    length = tokens.shape[1]
+    for row, ids in enumerate(tokens.cpu().tolist()):
+        if torch.rand((), generator=generator).item() >= p:
+            continue
+        words = ids[: ids.index(Tokenizer.END)] if Tokenizer.END in ids else [i for i in ids if i != Tokenizer.PAD]
+        for _ in range(int(torch.randint(1, most + 1, (), generator=generator))):
+            words.insert(int(torch.randint(0, len(words) + 1, (), generator=generator)), Tokenizer.UNKNOWN)
+        ids = words[: length - 1] + [Tokenizer.END]
+        out[row] = torch.tensor(ids + [Tokenizer.PAD] * (length - len(ids)), device=tokens.device)
+    return out
