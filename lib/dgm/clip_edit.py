@@ -14,8 +14,9 @@ What ``w`` is decides what happens. With the latent ``z`` of a GAN (``render = G
 step stays on the generator's manifold of digit-like images, and the prompt can only be met by a
 change a digit can have: more ink, a slant. With the **pixels** themselves (:func:`pixel_render`),
 nothing keeps the image a digit: CLIP's score climbs fastest along directions no digit takes, and
-the edit becomes an adversarial example (a higher score, faint speckle, and an image the realism
-check of :mod:`dgm.metrics` rejects).
+the edit becomes an adversarial example: a higher score than the latent edit reaches, specks and
+broken strokes, and a measured attribute that moves far less (``bench/bench_clip.py``). The
+realism check of :mod:`dgm.metrics` does not catch these: they stay near the digit they started from.
 """
 
 from __future__ import annotations
